@@ -1,0 +1,107 @@
+"""Accounts and their branch trees."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge.admin.access import not_found, principal, require_account_access, require_global
+from edge.admin.validate import Field, body, field_error
+from edge.appkeys import STORE
+from edge.errors import GatewayError
+from edge.store.base import AlreadyExists
+from edge.store.records import Account, Branch
+from policies.branches import valid_branch_id
+
+ID = Field((str,), required=True, max_length=64)
+
+
+async def load_account(request: web.Request, account_id: str) -> Account:
+    """An account the caller may administer, else 404."""
+    require_account_access(request, account_id)
+    account = await request.app[STORE].identity.get_account(account_id)
+    if account is None:
+        raise not_found("account")
+    return account
+
+
+async def create_account(request: web.Request) -> web.Response:
+    """POST /admin/v1/accounts."""
+    require_global(request)
+    data = await body(request, {"id": ID, "plan": Field((str,), max_length=64)})
+    if not valid_branch_id(data["id"]):
+        raise field_error("id", "use letters, digits, '_' and '-' (at most 63)")
+    account = Account(id=data["id"], plan=data.get("plan") or "default")
+    try:
+        await request.app[STORE].identity.create_account(account)
+    except AlreadyExists as exc:
+        raise GatewayError(
+            409, f"account {account.id} already exists", code="already_exists"
+        ) from exc
+    return web.json_response(account.to_json(), status=201)
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    """GET /admin/v1/accounts."""
+    accounts = await request.app[STORE].identity.list_accounts()
+    scope = principal(request).account
+    data = [a.to_json() for a in accounts if scope is None or a.id == scope]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def get_account(request: web.Request) -> web.Response:
+    """GET /admin/v1/accounts/{account}."""
+    account = await load_account(request, request.match_info["account"])
+    return web.json_response(account.to_json())
+
+
+async def _set_blocked(request: web.Request, blocked: bool) -> web.Response:
+    account = await load_account(request, request.match_info["account"])
+    reason = None
+    if request.can_read_body:
+        data = await body(request, {"reason": Field((str,), nullable=True, max_length=500)})
+        reason = data.get("reason")
+    account.blocked = blocked
+    account.blocked_reason = reason if blocked else None
+    store = request.app[STORE]
+    await store.identity.put_account(account)
+    await store.invalidation.publish(f"account:{account.id}")
+    return web.json_response(account.to_json())
+
+
+async def block_account(request: web.Request) -> web.Response:
+    """POST /admin/v1/accounts/{account}/block."""
+    return await _set_blocked(request, True)
+
+
+async def unblock_account(request: web.Request) -> web.Response:
+    """POST /admin/v1/accounts/{account}/unblock."""
+    return await _set_blocked(request, False)
+
+
+async def create_branch(request: web.Request) -> web.Response:
+    """POST /admin/v1/accounts/{account}/branches."""
+    account = await load_account(request, request.match_info["account"])
+    data = await body(request, {"id": ID, "parent": Field((str,), nullable=True, max_length=64)})
+    if not valid_branch_id(data["id"]):
+        raise field_error("id", "use letters, digits, '_' and '-' (at most 63)")
+    store = request.app[STORE]
+    parent = data.get("parent")
+    if parent is not None and parent not in await store.identity.branches(account.id):
+        raise field_error("parent", f"no branch {parent} in account {account.id}")
+    branch = Branch(id=data["id"], account=account.id, parent=parent)
+    try:
+        await store.identity.create_branch(branch)
+    except AlreadyExists as exc:
+        raise GatewayError(
+            409, f"branch {branch.id} already exists", code="already_exists"
+        ) from exc
+    await store.invalidation.publish(f"branches:{account.id}")
+    return web.json_response(branch.to_json(), status=201)
+
+
+async def list_branches(request: web.Request) -> web.Response:
+    """GET /admin/v1/accounts/{account}/branches."""
+    account = await load_account(request, request.match_info["account"])
+    tree = await request.app[STORE].identity.branches(account.id)
+    data = [b.to_json() for b in sorted(tree.values(), key=lambda b: b.created_at)]
+    return web.json_response({"object": "list", "data": data})

@@ -1,0 +1,56 @@
+"""The aiohttp application: state, lifecycles, middlewares and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from edge.admin.routes import setup_admin
+from edge.appkeys import AUTHENTICATOR, HTTP, IDENTITY, LIFECYCLE, QUOTA, SETTINGS, STORE
+from edge.auth.authenticate import Authenticator
+from edge.auth.jwks import JwksCache
+from edge.handlers.routes import setup_inference
+from edge.identity_cache import IdentityCache
+from edge.lifecycle import Lifecycle
+from edge.middlewares import CHAIN
+from edge.quota.service import QuotaService
+from edge.settings import Settings
+from edge.store import open_store
+from edge.upstream.client import make_session
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_store(settings.store_url, settings.redis_timeout) as store:
+        app[STORE] = store
+        app[IDENTITY] = IdentityCache(store)
+        app[QUOTA] = QuotaService(store, app[IDENTITY], settings.catalog)
+        yield
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    session = make_session()
+    app[HTTP] = session
+    settings = app[SETTINGS]
+    app[AUTHENTICATOR] = Authenticator(
+        identity=app[IDENTITY],
+        server_secret=settings.hmac_secret,
+        issuers=settings.issuers,
+        jwks=JwksCache(session),
+        admin_token=settings.admin_token,
+    )
+    yield
+    await session.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the gateway application for the given settings."""
+    app = web.Application(middlewares=CHAIN, client_max_size=settings.body_limit)
+    app[SETTINGS] = settings
+    app[LIFECYCLE] = Lifecycle()
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_http_ctx)
+    setup_inference(app)
+    setup_admin(app)
+    return app

@@ -1,0 +1,25 @@
+"""Typed application state: every long-lived object the handlers share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+from edge.lifecycle import Lifecycle
+from edge.settings import Settings
+
+if TYPE_CHECKING:
+    from edge.auth.authenticate import Authenticator
+    from edge.identity_cache import IdentityCache
+    from edge.quota.service import QuotaService
+    from edge.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+STORE: web.AppKey[Store] = web.AppKey("store")
+IDENTITY: web.AppKey[IdentityCache] = web.AppKey("identity")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+QUOTA: web.AppKey[QuotaService] = web.AppKey("quota")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")

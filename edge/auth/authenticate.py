@@ -1,0 +1,126 @@
+"""Turn presented credentials into a Principal, or refuse with 401."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+import jwt
+from aiohttp import web
+
+from edge.auth.jwks import JwksCache
+from edge.errors import GatewayError
+from edge.identity_cache import IdentityCache
+from policies.credentials import (
+    SCOPE_ADMIN,
+    Principal,
+    hash_key,
+    key_matches,
+    looks_like_jwt,
+    normalize_scopes,
+    parse_api_key,
+)
+from policies.jwt_issuers import Issuer, unverified_header_and_issuer, verify
+
+UNAUTHORIZED = GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
+# Compared against when the key id is unknown, so unknown and wrong keys cost the same work.
+_DUMMY_HASH = "0" * 64
+
+
+def presented_tokens(request: web.Request) -> list[str]:
+    """Every credential the request carries, in the order the SDKs send them."""
+    tokens = []
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        tokens.append(value.strip())
+    for header in ("x-api-key", "x-goog-api-key"):
+        value = request.headers.get(header, "").strip()
+        if value:
+            tokens.append(value)
+    query_key = request.query.get("key", "").strip()
+    if query_key:
+        tokens.append(query_key)
+    return tokens
+
+
+class Authenticator:
+    """Verifies API keys, JWTs and the bootstrap admin token."""
+
+    def __init__(
+        self,
+        identity: IdentityCache,
+        server_secret: bytes,
+        issuers: tuple[Issuer, ...],
+        jwks: JwksCache,
+        admin_token: str | None,
+    ) -> None:
+        self._identity = identity
+        self._secret = server_secret
+        self._issuers = {i.issuer: i for i in issuers}
+        self._jwks = jwks
+        self._admin_token = admin_token
+
+    async def authenticate(self, request: web.Request) -> Principal:
+        """The caller's principal; raises a 401 GatewayError."""
+        tokens = presented_tokens(request)
+        # An API key wins over a JWT, even when the key is invalid.
+        for token in tokens:
+            if parse_api_key(token) is not None:
+                return await self._api_key(token)
+        for token in tokens:
+            if self._admin_token and hmac.compare_digest(
+                token.encode("utf-8"), self._admin_token.encode("utf-8")
+            ):
+                return Principal(
+                    kind="bootstrap",
+                    subject="bootstrap",
+                    account=None,
+                    scopes=frozenset({SCOPE_ADMIN}),
+                )
+        for token in tokens:
+            if looks_like_jwt(token) and self._issuers:
+                return await self._jwt(token)
+        raise UNAUTHORIZED
+
+    async def _api_key(self, token: str) -> Principal:
+        parsed = parse_api_key(token)
+        assert parsed is not None
+        record = await self._identity.key(parsed.key_id)
+        if record is None or record.revoked:
+            key_matches(self._secret, token, _DUMMY_HASH)
+            raise UNAUTHORIZED
+        valid = key_matches(self._secret, token, record.hash)
+        if not valid and record.previous_hash and record.previous_valid_until:
+            still_valid = time.time() < record.previous_valid_until
+            valid = hmac.compare_digest(hash_key(self._secret, token), record.previous_hash)
+            valid = valid and still_valid
+        if not valid:
+            raise UNAUTHORIZED
+        return Principal(
+            kind="key",
+            subject=record.id,
+            account=record.account,
+            scopes=normalize_scopes(record.scopes),
+            branch=record.branch,
+        )
+
+    async def _jwt(self, token: str) -> Principal:
+        try:
+            header, iss = unverified_header_and_issuer(token)
+        except jwt.PyJWTError as exc:
+            raise UNAUTHORIZED from exc
+        issuer = self._issuers.get(iss or "")
+        alg = header.get("alg")
+        if issuer is None or not isinstance(alg, str) or alg not in issuer.algorithms:
+            raise UNAUTHORIZED
+        kid = header.get("kid")
+        keys = await self._jwks.candidates(issuer, kid if isinstance(kid, str) else None)
+        for key in keys:
+            try:
+                return verify(token, issuer, key)
+            except jwt.InvalidSignatureError:
+                continue
+            except (jwt.PyJWTError, ValueError, TypeError) as exc:
+                raise UNAUTHORIZED from exc
+        raise UNAUTHORIZED

@@ -1,0 +1,42 @@
+"""Reading and parsing request bodies, within the size limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from edge.appkeys import SETTINGS
+from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
+
+# The connection is closed after a 413: the unread rest of the body must not be parsed as a
+# next request, nor read just to be thrown away.
+TOO_LARGE = GatewayError(413, BODY_TOO_LARGE, code="request_too_large", close=True)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole (decompressed) body, refused with 413 as soon as it passes the limit."""
+    limit = request.app[SETTINGS].body_limit
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise TOO_LARGE
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request) -> tuple[bytes, Any]:
+    """The raw body and its JSON value; 400 when it is not a JSON object."""
+    raw = await read_body(request)
+    if not raw:
+        raise bad_request("Request body is empty; expected a JSON object.")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"Request body is not valid JSON: {exc.msg}.") from exc
+    if not isinstance(payload, dict):
+        raise bad_request("Request body must be a JSON object.")
+    return raw, payload

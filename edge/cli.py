@@ -1,0 +1,87 @@
+"""The `edge` command: `edge serve` runs the gateway."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from edge.demo import bootstrap_demo, write_env_file
+from edge.logs import configure
+from edge.server import serve
+from edge.settings import SettingsError, load_settings
+
+
+def _run_loop() -> None:
+    try:
+        import uvloop  # optional extra: a faster event loop where available
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"edge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.demo and settings.admin_token is None:
+        import secrets
+
+        settings = settings.with_overrides(admin_token=f"edge-admin-{secrets.token_urlsafe(24)}")
+    settings = settings.with_overrides(host=args.host, port=args.port)
+    configure(settings.log_level)
+    base_url = f"http://{settings.host}:{settings.port}"
+
+    async def announce(app: web.Application) -> None:
+        creds = await bootstrap_demo(app)
+        env_file = Path(args.env_file)
+        write_env_file(env_file, base_url, creds)
+        print(
+            f"\nedge is listening on {base_url} (store: {settings.store_url})\n"
+            f"  admin token: {creds.admin_token}\n"
+            f"  invoke key:  {creds.invoke_key}\n"
+            f"In another shell:  source {env_file}   (sets EDGE_URL, EDGE_KEY, EDGE_ADMIN_TOKEN)\n",
+            flush=True,
+        )
+
+    _run_loop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, announce if args.demo else None))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = argparse.ArgumentParser(prog="edge", description="edge AI gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = sub.add_parser("serve", help="run the gateway")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd.add_argument(
+        "--demo",
+        action="store_true",
+        help="create a demo account and invoke key, and print them (for trying edge out)",
+    )
+    serve_cmd.add_argument(
+        "--env-file", default=".edge/demo.env", help="where --demo writes its export lines"
+    )
+    serve_cmd.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `edge` console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Per-request state shared by the middlewares and the handler, and read by logs and metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from edge.errors import ApiShape
+from policies.credentials import Principal
+
+if TYPE_CHECKING:
+    from edge.usage import Usage
+
+_CTX = "edge.ctx"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the gateway learned about one request as it moved through the chain."""
+
+    request_id: str
+    shape: ApiShape
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    branch: str | None = None
+    body: bytes | None = None
+    payload: Any = None  # the parsed JSON body
+    model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    usage: Usage | None = None
+    first_byte_at: float | None = None
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str | None:
+        """The calling account, once authenticated."""
+        return self.principal.account if self.principal else None
+
+    def mark_first_byte(self) -> None:
+        """Record time to first byte once."""
+        if self.first_byte_at is None:
+            self.first_byte_at = time.perf_counter()
+
+
+def ctx_of(request: web.Request) -> RequestContext:
+    """The request's context (set by the outermost middleware)."""
+    ctx: RequestContext = request[_CTX]
+    return ctx
+
+
+def attach(request: web.Request, ctx: RequestContext) -> None:
+    """Attach a context to a request."""
+    request[_CTX] = ctx

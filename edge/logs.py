@@ -1,0 +1,77 @@
+"""JSON logs: one line per request, never a secret or a prompt."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from edge.context import RequestContext
+
+ACCESS = logging.getLogger("edge.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record with its structured extras."""
+        data: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            data.update(fields)
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            data["request_id"] = request_id
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(data, default=str).decode()
+
+
+def configure(level: str) -> None:
+    """Send every log line to stderr as JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").disabled = True
+
+
+def request_fields(ctx: RequestContext, method: str, route: str) -> dict[str, Any]:
+    """The fields of a request's log line (route is the pattern, never the raw path)."""
+    principal = ctx.principal
+    usage = ctx.usage
+    now = time.perf_counter()
+    return {
+        "request_id": ctx.request_id,
+        "method": method,
+        "route": route,
+        "status": ctx.status,
+        "account": principal.account if principal else None,
+        "key_id": principal.subject if principal and principal.kind == "key" else None,
+        "branch": ctx.branch,
+        "model": ctx.model,
+        "provider": ctx.provider,
+        "stream": ctx.stream,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "latency_ms": round((now - ctx.started) * 1000, 3),
+        "ttfb_ms": round((ctx.first_byte_at - ctx.started) * 1000, 3)
+        if ctx.first_byte_at
+        else None,
+    }
+
+
+def log_request(ctx: RequestContext, method: str, route: str) -> None:
+    """Write the request's line, when info logging is on."""
+    if ACCESS.isEnabledFor(logging.INFO):
+        ACCESS.info("request", extra={"fields": request_fields(ctx, method, route)})

@@ -1,0 +1,20 @@
+"""The middleware chain, outermost first: errors and request id, body limit, authentication,
+branch binding, quota."""
+
+from __future__ import annotations
+
+from aiohttp.typedefs import Middleware
+
+from edge.middlewares.auth import auth_middleware
+from edge.middlewares.body_limit import body_limit_middleware
+from edge.middlewares.branch import branch_middleware
+from edge.middlewares.errors import errors_middleware
+from edge.middlewares.quota import quota_middleware
+
+CHAIN: tuple[Middleware, ...] = (
+    errors_middleware,
+    body_limit_middleware,
+    auth_middleware,
+    branch_middleware,
+    quota_middleware,
+)

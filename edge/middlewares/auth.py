@@ -1,0 +1,26 @@
+"""Authentication and scope checks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from edge.appkeys import AUTHENTICATOR
+from edge.context import ctx_of
+from edge.errors import GatewayError
+from edge.middlewares.routes import route_kind
+from policies.credentials import SCOPE_ADMIN, SCOPE_INVOKE
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Identify the caller; admin routes need ai_gateway:admin, all others ai_gateway:invoke."""
+    kind = route_kind(request.path)
+    if kind == "public":
+        return await handler(request)
+    principal = await request.app[AUTHENTICATOR].authenticate(request)
+    ctx_of(request).principal = principal
+    needed = SCOPE_ADMIN if kind == "admin" else SCOPE_INVOKE
+    if not principal.has(needed):
+        raise GatewayError(403, f"credential lacks {needed} scope", code="insufficient_scope")
+    return await handler(request)

@@ -1,0 +1,87 @@
+"""Outermost middleware: request id in and out, the one place errors become responses, and the
+request's log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from edge.context import RequestContext, attach
+from edge.errors import BODY_TOO_LARGE, GatewayError, error_response, shape_for_path
+from edge.logs import log_request
+from edge.store import StoreUnavailable
+
+log = logging.getLogger("edge.errors")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed"}
+STORE_DOWN = GatewayError(
+    503,
+    "The gateway's store is unavailable. Retry shortly.",
+    code="store_unavailable",
+    headers={"Retry-After": "1"},
+)
+INTERNAL = GatewayError(500, "The gateway failed to process the request.", code="internal_error")
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get("x-request-id", "")
+    # A caller's id is kept only when it is short and printable: it goes into logs and headers.
+    return incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+
+
+def _from_http_exception(exc: web.HTTPException) -> GatewayError:
+    if exc.status == 413:
+        return GatewayError(413, BODY_TOO_LARGE, code="request_too_large", close=True)
+    message = _HTTP_MESSAGES.get(exc.status) or exc.reason or "Request failed"
+    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+    return GatewayError(exc.status, message, headers=headers)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+async def _respond(
+    request: web.Request, ctx: RequestContext, handler: Handler
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as err:
+        return error_response(ctx.shape, err, ctx.request_id)
+    except StoreUnavailable:
+        return error_response(ctx.shape, STORE_DOWN, ctx.request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(ctx.shape, _from_http_exception(exc), ctx.request_id)
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise  # the client went away: nothing to answer
+    except Exception:  # the last line of defence: log it, never show a traceback
+        log.exception("unhandled error", extra={"request_id": ctx.request_id})
+        return error_response(ctx.shape, INTERNAL, ctx.request_id)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the request context; render every failure in the caller's API shape."""
+    ctx = RequestContext(request_id=_request_id(request), shape=shape_for_path(request.path))
+    attach(request, ctx)
+    try:
+        response = await _respond(request, ctx, handler)
+        if not response.prepared:
+            response.headers["x-request-id"] = ctx.request_id
+            for name, value in ctx.response_headers.items():
+                response.headers.setdefault(name, value)
+        ctx.status = response.status
+        return response
+    except (ConnectionResetError, asyncio.CancelledError):
+        ctx.status = ctx.status or 499  # client closed the request
+        raise
+    finally:
+        log_request(ctx, request.method, _route(request))

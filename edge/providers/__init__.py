@@ -1,0 +1,1 @@
+"""Providers served in-process."""

@@ -1,0 +1,1 @@
+"""Quota admission and settlement."""

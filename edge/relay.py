@@ -1,0 +1,139 @@
+"""Same API on both sides: relay the provider's bytes unchanged, reading only the usage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from edge.appkeys import HTTP, SETTINGS
+from edge.context import RequestContext
+from edge.errors import GatewayError
+from edge.sse import SSEError, SSEEvent, SSEParser
+from edge.streaming import start_stream
+from edge.upstream.client import open_upstream
+from edge.upstream.errors import upstream_error
+from edge.upstream.headers import forwarded
+from edge.usage import Usage
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "The upstream provider's stream was interrupted."
+TOO_LARGE = "The upstream provider's response exceeded the gateway's size limit."
+
+
+@dataclass(frozen=True, slots=True)
+class WireSpec:
+    """What the relay must know of one API's wire format."""
+
+    usage_from_body: Callable[[Any], Usage | None]
+    # Reads one stream event; returns its usage, if it carries any.
+    usage_from_event: Callable[[SSEEvent], Usage | None]
+    is_terminal: Callable[[SSEEvent], bool]
+    stream_error: Callable[[GatewayError], bytes]
+    # Events to hold back from the client (e.g. a usage chunk the gateway asked for itself).
+    hide_event: Callable[[SSEEvent], bool] | None = None
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """A whole upstream body, refused once it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(502, TOO_LARGE, code="upstream_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def relay(
+    request: web.Request,
+    ctx: RequestContext,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    spec: WireSpec,
+) -> web.StreamResponse:
+    """Call the provider and relay its answer, stream or not, with rate-limit headers."""
+    settings = request.app[SETTINGS]
+    async with open_upstream(request.app[HTTP], url, body, headers, settings.timeouts) as upstream:
+        passed = forwarded(upstream.headers.items())
+        if upstream.status >= 400:
+            raw = await read_capped(upstream, 1024 * 1024)
+            raise upstream_error(upstream.status, raw, passed)
+        if not upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return await _whole(ctx, upstream, passed, spec, settings.upstream_body_limit)
+        return await _stream(request, ctx, upstream, passed, spec, settings.upstream_body_limit)
+
+
+async def _whole(
+    ctx: RequestContext,
+    upstream: aiohttp.ClientResponse,
+    passed: list[tuple[str, str]],
+    spec: WireSpec,
+    limit: int,
+) -> web.Response:
+    try:
+        raw = await read_capped(upstream, limit)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GatewayError(502, INTERRUPTED, code="upstream_interrupted") from exc
+    try:
+        ctx.usage = spec.usage_from_body(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        log.warning("upstream body is not JSON; usage unknown")
+    response = web.Response(status=upstream.status, body=raw)
+    response.headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+    for name, value in passed:
+        response.headers.add(name, value)
+    ctx.mark_first_byte()
+    return response
+
+
+async def _stream(
+    request: web.Request,
+    ctx: RequestContext,
+    upstream: aiohttp.ClientResponse,
+    passed: list[tuple[str, str]],
+    spec: WireSpec,
+    limit: int,
+) -> web.StreamResponse:
+    response = await start_stream(request, ctx, passed)
+    parser = SSEParser()
+    ended = False
+    received = 0
+    try:
+        async for chunk in upstream.content.iter_any():
+            received += len(chunk)
+            if received > limit:
+                raise GatewayError(502, TOO_LARGE, code="upstream_too_large")
+            out = []
+            for event in parser.feed(chunk):
+                ended = ended or spec.is_terminal(event)
+                usage = spec.usage_from_event(event)
+                if usage is not None:
+                    ctx.usage = usage
+                if spec.hide_event is None or not spec.hide_event(event):
+                    out.append(event.raw)
+            if out:
+                await response.write(b"".join(out))
+        for event in parser.close():
+            ended = ended or spec.is_terminal(event)
+            await response.write(event.raw)
+        if not ended:
+            raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+    except GatewayError as err:
+        await _terminal(response, spec, err)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
+        await _terminal(response, spec, GatewayError(502, INTERRUPTED, code="upstream_interrupted"))
+    await response.write_eof()
+    return response
+
+
+async def _terminal(response: web.StreamResponse, spec: WireSpec, err: GatewayError) -> None:
+    """End a started stream with the API's error event: never a silent clean end."""
+    await response.write(spec.stream_error(err))

@@ -1,0 +1,135 @@
+"""The one place that reads the environment: EDGE_* variables, provider credentials, EDGE_CONFIG."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from policies.branches import DEFAULT_HOST_PATTERN
+from policies.catalog import Catalog, CatalogError, build_catalog, default_catalog_data
+from policies.jwt_issuers import Issuer, IssuerConfigError, parse_issuers
+
+BODY_LIMIT = 32 * 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Upstream timeouts in seconds."""
+
+    connect: float = 10.0
+    headers: float = 120.0  # until the upstream's status line and headers arrive
+    idle: float = 300.0  # between two chunks of a streamed body
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable about a gateway process."""
+
+    store_url: str = "memory://"
+    admin_token: str | None = None
+    hmac_secret: bytes = b""
+    config_path: str | None = None
+    catalog: Catalog = field(default_factory=lambda: build_catalog(default_catalog_data(), {}))
+    issuers: tuple[Issuer, ...] = ()
+    branch_host_pattern: re.Pattern[str] = re.compile(DEFAULT_HOST_PATTERN)
+    config: Mapping[str, Any] = field(default_factory=dict)  # the raw TOML, for later sections
+    host: str = "127.0.0.1"
+    port: int = 8080
+    body_limit: int = BODY_LIMIT
+    timeouts: Timeouts = Timeouts()
+    log_level: str = "INFO"
+    upstream_body_limit: int = 64 * 1024 * 1024
+    redis_timeout: float = 0.1
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (CLI flags, tests)."""
+        return replace(self, **changes)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"{name}: must be positive")
+    return value
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"EDGE_CONFIG: no such file {path!r}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"EDGE_CONFIG {path!r}: invalid TOML: {exc}") from exc
+
+
+def _hmac_secret(env: Mapping[str, str], store_url: str) -> bytes:
+    raw = env.get("EDGE_HMAC_SECRET", "")
+    if raw:
+        if len(raw) < 32:
+            raise SettingsError("EDGE_HMAC_SECRET: use at least 32 characters")
+        return raw.encode("utf-8")
+    if store_url.startswith("memory://"):
+        # Keys live only in this process, so a per-process secret loses nothing.
+        return secrets.token_bytes(32)
+    raise SettingsError(
+        "EDGE_HMAC_SECRET is required with a shared store: every replica must hash keys alike"
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment (os.environ by default) and EDGE_CONFIG."""
+    env = os.environ if env is None else env
+    store_url = env.get("EDGE_STORE_URL") or "memory://"
+    if not store_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+        raise SettingsError(f"EDGE_STORE_URL: unsupported scheme in {store_url!r}")
+    config_path = env.get("EDGE_CONFIG") or None
+    config = _load_toml(config_path) if config_path else {}
+    try:
+        catalog = build_catalog(default_catalog_data(), env, config.get("catalog"))
+        issuers = parse_issuers(config.get("jwt", {}).get("issuers", []))
+    except (CatalogError, IssuerConfigError, TypeError, KeyError) as exc:
+        raise SettingsError(f"EDGE_CONFIG: {exc}") from exc
+    pattern_src = config.get("branches", {}).get("host_pattern", DEFAULT_HOST_PATTERN)
+    try:
+        pattern = re.compile(pattern_src)
+    except re.error as exc:
+        raise SettingsError(f"branches.host_pattern: {exc}") from exc
+    if "branch" not in pattern.groupindex:
+        raise SettingsError("branches.host_pattern: needs a named group (?P<branch>...)")
+    admin_token = env.get("EDGE_ADMIN_TOKEN") or None
+    if admin_token is not None and len(admin_token) < 16:
+        raise SettingsError("EDGE_ADMIN_TOKEN: use at least 16 characters")
+    return Settings(
+        store_url=store_url,
+        admin_token=admin_token,
+        hmac_secret=_hmac_secret(env, store_url),
+        config_path=config_path,
+        catalog=catalog,
+        issuers=issuers,
+        branch_host_pattern=pattern,
+        config=config,
+        timeouts=Timeouts(
+            connect=_float(env, "EDGE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+            headers=_float(env, "EDGE_UPSTREAM_TIMEOUT", 120.0),
+            idle=_float(env, "EDGE_UPSTREAM_IDLE_TIMEOUT", 300.0),
+        ),
+        log_level=(env.get("EDGE_LOG_LEVEL") or "INFO").upper(),
+        redis_timeout=_float(env, "EDGE_REDIS_TIMEOUT", 0.1),
+    )

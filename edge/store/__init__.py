@@ -1,0 +1,86 @@
+"""The store behind one interface: `memory://` (embedded) or `redis://` (shared by replicas)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from edge.store.base import IdentityStore, Invalidation, StoreUnavailable
+from edge.store.memory import LocalInvalidation, MemoryIdentity
+from edge.store.redis_identity import RedisIdentity
+from edge.store.redis_pubsub import RedisInvalidation
+from edge.store.usage import MemoryUsage, RedisUsage, UsageStore
+
+__all__ = ["Store", "StoreUnavailable", "open_store"]
+
+
+@dataclass(slots=True)
+class Store:
+    """The domain stores of one backend, plus the shared Redis client when there is one."""
+
+    url: str
+    identity: IdentityStore
+    invalidation: Invalidation
+    usage: UsageStore
+    redis: Redis | None = None
+
+    @property
+    def shared(self) -> bool:
+        """True when state is shared between processes (Redis)."""
+        return self.redis is not None
+
+    async def ping(self) -> bool:
+        """Whether the backend answers now."""
+        if self.redis is None:
+            return True
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+
+def redis_client(url: str, timeout: float, max_connections: int = 256) -> Redis:
+    """A pooled client that fails fast: a short timeout and no silent retries."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=max_connections,
+        health_check_interval=30,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Store]:
+    """Open the store named by a URL for the lifetime of the context."""
+    if url.startswith("memory://"):
+        yield Store(
+            url=url,
+            identity=MemoryIdentity(),
+            invalidation=LocalInvalidation(),
+            usage=MemoryUsage(),
+        )
+        return
+    redis = redis_client(url, redis_timeout)
+    subscriber = Redis.from_url(url, socket_connect_timeout=max(redis_timeout, 1.0))
+    invalidation = RedisInvalidation(redis, subscriber)
+    invalidation.start()
+    try:
+        yield Store(
+            url=url,
+            identity=RedisIdentity(redis),
+            invalidation=invalidation,
+            usage=RedisUsage(redis),
+            redis=redis,
+        )
+    finally:
+        await invalidation.stop()
+        await subscriber.aclose()
+        await redis.aclose()

@@ -1,0 +1,66 @@
+"""The store's interfaces: one per domain, each with a memory and a Redis implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from edge.store.records import Account, Branch, KeyRecord
+
+
+class StoreUnavailable(Exception):
+    """The shared store could not be reached in time."""
+
+
+class AlreadyExists(Exception):
+    """A record with that id exists."""
+
+
+class IdentityStore(Protocol):
+    """Accounts, branches and keys."""
+
+    async def create_account(self, account: Account) -> None:
+        """Insert; raises AlreadyExists."""
+
+    async def get_account(self, account_id: str) -> Account | None:
+        """Fetch one account."""
+
+    async def put_account(self, account: Account) -> None:
+        """Replace an existing account."""
+
+    async def list_accounts(self) -> list[Account]:
+        """All accounts."""
+
+    async def create_branch(self, branch: Branch) -> None:
+        """Insert; raises AlreadyExists."""
+
+    async def delete_branch(self, account_id: str, branch_id: str) -> None:
+        """Remove one branch."""
+
+    async def branches(self, account_id: str) -> dict[str, Branch]:
+        """An account's branches by id."""
+
+    async def create_key(self, key: KeyRecord) -> None:
+        """Insert; raises AlreadyExists."""
+
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        """Fetch one key."""
+
+    async def put_key(self, key: KeyRecord) -> None:
+        """Replace an existing key."""
+
+    async def list_keys(self, account_id: str | None) -> list[KeyRecord]:
+        """Keys of one account, or all."""
+
+
+Listener = Callable[[str], Awaitable[None] | None]
+
+
+class Invalidation(Protocol):
+    """Cross-replica cache invalidation: publish a topic, every process's listeners hear it."""
+
+    async def publish(self, topic: str) -> None:
+        """Tell every process that `topic` changed."""
+
+    def subscribe(self, listener: Listener) -> None:
+        """Register a listener called with each topic (and with "*" after a reconnect)."""

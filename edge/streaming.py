@@ -1,0 +1,34 @@
+"""Starting a streamed response: every header goes out with `prepare()`, so all are set here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from edge.context import RequestContext
+
+
+async def start_stream(
+    request: web.Request,
+    ctx: RequestContext,
+    forwarded: Iterable[tuple[str, str]] = (),
+    content_type: str = "text/event-stream",
+) -> web.StreamResponse:
+    """Prepare an SSE response carrying our headers and the upstream's forwarded ones."""
+    response = web.StreamResponse(status=200)
+    response.content_type = content_type
+    if content_type == "text/event-stream":
+        response.charset = "utf-8"
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"  # nginx must not buffer a stream
+    response.headers["x-request-id"] = ctx.request_id
+    for name, value in ctx.response_headers.items():
+        response.headers[name] = value
+    for name, value in forwarded:
+        response.headers.add(name, value)
+    ctx.stream = True
+    ctx.status = 200
+    await response.prepare(request)
+    ctx.mark_first_byte()
+    return response

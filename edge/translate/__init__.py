@@ -1,0 +1,1 @@
+"""Translation through one neutral model: one adapter per API, to and from `neutral`."""

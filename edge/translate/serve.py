@@ -1,0 +1,97 @@
+"""Serving a request through the neutral model: provider adapter in, client renderer out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from edge.appkeys import HTTP, SETTINGS
+from edge.context import RequestContext
+from edge.errors import GatewayError
+from edge.relay import INTERRUPTED
+from edge.routing import Route
+from edge.sse import SSEError
+from edge.streaming import start_stream
+from edge.translate import neutral as n
+from edge.translate.upstream import UpstreamContext, adapter_for
+
+
+class StreamRenderer(Protocol):
+    """Neutral events to one client API's stream bytes."""
+
+    def feed(self, event: n.Event) -> bytes:
+        """Bytes for one event (possibly none)."""
+
+    def close(self) -> bytes:
+        """Bytes that end a complete stream."""
+
+
+class ClientApi(Protocol):
+    """One client API's rendering of neutral answers."""
+
+    def render_response(self, resp: n.Response) -> bytes:
+        """A whole response body."""
+
+    def stream_renderer(self) -> StreamRenderer:
+        """A renderer for one stream."""
+
+    def stream_error(self, err: GatewayError) -> bytes:
+        """The terminal error event of a started stream."""
+
+
+def _track_usage(ctx: RequestContext, event: n.Event) -> None:
+    if isinstance(event, n.Finish | n.UsageUpdate) and event.usage is not None:
+        ctx.usage = event.usage
+
+
+async def serve(
+    request: web.Request, ctx: RequestContext, route: Route, req: n.Request, client: ClientApi
+) -> web.StreamResponse:
+    """Run a neutral request on the route's provider and answer in the client's API."""
+    settings = request.app[SETTINGS]
+    up = UpstreamContext(
+        session=request.app[HTTP],
+        route=route,
+        timeouts=settings.timeouts,
+        body_limit=settings.upstream_body_limit,
+    )
+    adapter = adapter_for(route)
+    if not req.stream:
+        resp, headers = await adapter.complete(up, req)
+        ctx.usage = resp.usage
+        whole = web.Response(body=client.render_response(resp), content_type="application/json")
+        for name, value in headers:
+            whole.headers.add(name, value)
+        ctx.mark_first_byte()
+        return whole
+    async with adapter.stream(up, req) as call:
+        events = aiter(call.events)
+        # The first event is awaited before any byte is sent, so an early failure is still an
+        # ordinary JSON error with its status.
+        first = await anext(events)
+        _track_usage(ctx, first)
+        renderer = client.stream_renderer()
+        response = await start_stream(request, ctx, call.headers)
+        try:
+            await response.write(renderer.feed(first))
+            async for event in events:
+                _track_usage(ctx, event)
+                data = renderer.feed(event)
+                if data:
+                    await response.write(data)
+            await response.write(renderer.close())
+        except GatewayError as err:
+            await response.write(client.stream_error(err))
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
+            cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+            await response.write(client.stream_error(cut))
+        await response.write_eof()
+        return response
+
+
+def json_bytes(obj: object) -> bytes:
+    """Compact JSON."""
+    return orjson.dumps(obj)

@@ -1,0 +1,87 @@
+"""Calling a provider in neutral terms: one adapter per upstream wire API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from edge.errors import GatewayError
+from edge.providers import local_echo
+from edge.routing import Route
+from edge.settings import Timeouts
+from edge.translate import neutral as n
+
+
+@dataclass(slots=True)
+class StreamCall:
+    """An open upstream stream: forwarded headers are known before the first event."""
+
+    events: AsyncIterator[n.Event]
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamContext:
+    """What an adapter needs to reach its provider."""
+
+    session: aiohttp.ClientSession
+    route: Route
+    timeouts: Timeouts
+    body_limit: int
+
+
+class ProviderAdapter(Protocol):
+    """One upstream wire API, spoken in neutral terms."""
+
+    async def complete(
+        self, up: UpstreamContext, req: n.Request
+    ) -> tuple[n.Response, list[tuple[str, str]]]:
+        """A whole answer and the headers to forward."""
+
+    def stream(
+        self, up: UpstreamContext, req: n.Request
+    ) -> contextlib.AbstractAsyncContextManager[StreamCall]:
+        """Open a stream; errors before the first event raise GatewayError on entry."""
+
+
+class LocalEcho:
+    """The in-process `local/echo` model."""
+
+    async def complete(
+        self, up: UpstreamContext, req: n.Request
+    ) -> tuple[n.Response, list[tuple[str, str]]]:
+        """A whole answer."""
+        return local_echo.complete(req), []
+
+    @contextlib.asynccontextmanager
+    async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
+        """The answer as events."""
+        yield StreamCall(events=local_echo.stream(req))
+
+
+AdapterFactory = Callable[[], ProviderAdapter]
+
+
+def _adapters() -> dict[str, AdapterFactory]:
+    """Adapters by provider kind or upstream API; imported lazily to keep start-up light."""
+    return {"local": LocalEcho}
+
+
+def adapter_for(route: Route) -> ProviderAdapter:
+    """The adapter that speaks a route's upstream API."""
+    table = _adapters()
+    key = "local" if route.provider.kind == "local" else route.upstream_api
+    factory = table.get(key)
+    if factory is None:
+        raise GatewayError(
+            400,
+            f"model {route.model.id} cannot be called through this API yet "
+            f"(its provider speaks {route.upstream_api})",
+            param="model",
+            code="unsupported",
+        )
+    return factory()

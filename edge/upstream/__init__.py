@@ -1,0 +1,1 @@
+"""Calling providers: one pooled HTTP client, timeouts, and header and error handling."""

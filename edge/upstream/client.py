@@ -1,0 +1,69 @@
+"""The pooled upstream HTTP client, with connect, time-to-headers and idle timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from edge.errors import GatewayError
+from edge.settings import Timeouts
+
+UNREACHABLE = "The upstream provider could not be reached. Retry the request."
+TIMED_OUT = "The upstream provider did not answer in time."
+
+
+def make_session() -> aiohttp.ClientSession:
+    """One keep-alive pool for every upstream call in the process."""
+    connector = aiohttp.TCPConnector(
+        limit=0,  # bounded by our own admission, not by the pool
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        keepalive_timeout=60,
+        family=socket.AF_UNSPEC,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # we ask for identity bodies and relay bytes as they are
+        skip_auto_headers=("User-Agent",),
+        raise_for_status=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_upstream(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeouts: Timeouts,
+    method: str = "POST",
+    **kwargs: Any,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Send a request and yield the response once its headers arrive; map transport failures."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.idle
+    )
+    headers = {"Accept-Encoding": "identity", "User-Agent": "edge-gateway", **headers}
+    try:
+        async with asyncio.timeout(timeouts.headers):
+            response = await session.request(
+                method, url, data=body, headers=headers, timeout=timeout, **kwargs
+            )
+    except TimeoutError as exc:
+        raise GatewayError(504, TIMED_OUT, code="upstream_timeout") from exc
+    except aiohttp.ClientError as exc:
+        raise GatewayError(502, UNREACHABLE, code="upstream_unreachable") from exc
+    try:
+        yield response
+    finally:
+        # Closing (not releasing) an unfinished response drops the connection at once, so the
+        # provider stops generating when our client has gone away.
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()

@@ -1,0 +1,97 @@
+"""Provider error bodies become our errors: right status, useful message, nothing leaked."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import orjson
+
+from edge.errors import GatewayError
+
+UPSTREAM_FAILED = "The upstream provider returned an error. Retry the request."
+UPSTREAM_AUTH = "The upstream provider rejected the gateway's credentials."
+TIMED_OUT = "The upstream provider did not answer in time."
+# Secrets and internal details a provider may echo back in a message.
+_SCRUB = (
+    (re.compile(r"\b(sk|pk|rk|sess|ek)[-_][A-Za-z0-9_*\-]{6,}"), "[redacted]"),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), "[redacted]"),
+    (re.compile(r"\borg-[A-Za-z0-9]{6,}"), "[organization]"),
+    (re.compile(r"\bhttps?://[^\s\"'<>]+"), "[url]"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[address]"),
+)
+_PASS_STATUSES = frozenset({400, 404, 409, 413, 415, 422, 429})
+
+
+def scrub(message: str) -> str:
+    """Remove keys, URLs and addresses from a provider's message."""
+    for pattern, replacement in _SCRUB:
+        message = pattern.sub(replacement, message)
+    return message[:2000]
+
+
+def _fields(body: Any) -> tuple[str | None, str | None, str | None, Any]:
+    """(message, code, param, details) from OpenAI, Anthropic or Google error bodies."""
+    if isinstance(body, list) and body:
+        body = body[0]  # Gemini streams errors as a one-element array
+    if not isinstance(body, dict):
+        return None, None, None, None
+    err = body.get("error")
+    if isinstance(err, dict):
+        message = err.get("message")
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        code = code or (err.get("status") if isinstance(err.get("status"), str) else None)
+        code = code or (err.get("type") if isinstance(err.get("type"), str) else None)
+        param = err.get("param") if isinstance(err.get("param"), str) else None
+        return (message if isinstance(message, str) else None), code, param, err.get("details")
+    if isinstance(err, str):
+        return err, None, None, None
+    message = body.get("message")
+    return (message if isinstance(message, str) else None), None, None, None
+
+
+def _retry_info(details: Any) -> str | None:
+    """Google's RetryInfo delay ("12.5s") as whole seconds for Retry-After."""
+    if not isinstance(details, list):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                try:
+                    return str(max(1, math.ceil(float(delay[:-1]))))
+                except ValueError:
+                    return None
+    return None
+
+
+def upstream_error(status: int, raw: bytes, forwarded: list[tuple[str, str]]) -> GatewayError:
+    """The error to show the client for an upstream error response."""
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    message, code, param, details = _fields(body)
+    headers = dict(forwarded)
+    if status in (401, 403):
+        return GatewayError(502, UPSTREAM_AUTH, code="upstream_auth_failed", headers=headers)
+    if status in (408, 504):
+        return GatewayError(504, TIMED_OUT, code="upstream_timeout", headers=headers)
+    if status in _PASS_STATUSES:
+        if status == 429 and not any(k.lower() == "retry-after" for k in headers):
+            delay = _retry_info(details)
+            if delay:
+                headers["Retry-After"] = delay
+        return GatewayError(
+            status,
+            scrub(message) if message else f"The upstream provider answered {status}.",
+            code=code if status != 429 else (code or "rate_limit_exceeded"),
+            param=param,
+            headers=headers,
+        )
+    if 400 <= status < 500:
+        return GatewayError(
+            400, scrub(message) if message else UPSTREAM_FAILED, code=code, headers=headers
+        )
+    return GatewayError(502, UPSTREAM_FAILED, code="upstream_error", headers=headers)

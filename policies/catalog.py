@@ -1,0 +1,212 @@
+"""The model catalog: which models exist, who serves them, where they are callable, their price."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+Endpoint = Literal["chat", "responses", "messages", "gemini"]
+ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini")
+ProviderKind = Literal["openai", "openai-compatible", "anthropic", "gemini", "local"]
+PROVIDER_KINDS: tuple[str, ...] = ("openai", "openai-compatible", "anthropic", "gemini", "local")
+# The upstream wire APIs each provider kind can speak, in order of preference.
+KIND_APIS: dict[str, tuple[Endpoint, ...]] = {
+    "openai": ("responses", "chat"),
+    "openai-compatible": ("chat", "responses"),
+    "anthropic": ("messages",),
+    "gemini": ("gemini",),
+    "local": ("chat",),
+}
+
+
+class CatalogError(ValueError):
+    """The catalog declaration is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """Cost in USD of one call's usage."""
+        cached = min(cached_tokens, input_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        return (
+            (input_tokens - cached) * self.input
+            + cached * cached_rate
+            + output_tokens * self.output
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """An upstream service and how to reach it; credentials are resolved from the environment."""
+
+    name: str
+    kind: ProviderKind
+    apis: tuple[Endpoint, ...]
+    base_url: str | None
+    api_key: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        """True when the provider can be called (local needs nothing; others need a URL and key)."""
+        if self.kind == "local":
+            return True
+        if self.kind == "openai-compatible":
+            return self.base_url is not None
+        return self.base_url is not None and self.api_key is not None
+
+    def upstream_api(self, client_api: Endpoint) -> Endpoint:
+        """The wire API to use: the client's own when the provider speaks it (a passthrough)."""
+        return client_api if client_api in self.apis else self.apis[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A catalog entry."""
+
+    id: str
+    provider: str
+    upstream: str
+    aliases: tuple[str, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    price: Price = Price()
+    description: str = ""
+    fallbacks: tuple[str, ...] = ()
+    max_output_tokens: int | None = None
+
+    def allows(self, endpoint: Endpoint) -> bool:
+        """Whether the model may be called from this client API."""
+        return endpoint in self.endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Models by every accepted id, plus providers by name."""
+
+    models: tuple[Model, ...]
+    providers: Mapping[str, Provider]
+    _index: Mapping[str, Model] = field(repr=False, default_factory=dict)
+
+    def resolve(self, name: str) -> Model | None:
+        """Find a model by id or alias (case-insensitive); None when unknown."""
+        return self._index.get(name.lower())
+
+    def provider_of(self, model: Model) -> Provider:
+        """The provider serving a model."""
+        return self.providers[model.provider]
+
+
+def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise CatalogError(f"{where}: expected a string or a list of strings")
+
+
+def _endpoints(value: Any, where: str) -> tuple[Endpoint, ...]:
+    names = _str_tuple(value, where)
+    bad = [n for n in names if n not in ENDPOINTS]
+    if bad or not names:
+        raise CatalogError(f"{where}: endpoints must be a non-empty subset of {list(ENDPOINTS)}")
+    return tuple(n for n in ENDPOINTS if n in names)
+
+
+def _provider(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Provider:
+    kind = raw.get("kind", "openai-compatible")
+    if kind not in PROVIDER_KINDS:
+        raise CatalogError(f"providers.{name}.kind: must be one of {list(PROVIDER_KINDS)}")
+    apis = _endpoints(raw["apis"], f"providers.{name}.apis") if "apis" in raw else KIND_APIS[kind]
+    base_url = raw.get("base_url")
+    for var in _str_tuple(raw.get("base_url_env"), f"providers.{name}.base_url_env"):
+        base_url = env.get(var) or base_url
+    base_url = base_url or raw.get("default_base_url")
+    api_key = raw.get("api_key")
+    for var in _str_tuple(raw.get("api_key_env"), f"providers.{name}.api_key_env"):
+        if env.get(var):
+            api_key = env[var]
+            break
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise CatalogError(f"providers.{name}.headers: expected a table of strings")
+    return Provider(
+        name=name,
+        kind=kind,
+        apis=apis,
+        base_url=base_url.rstrip("/") if isinstance(base_url, str) else None,
+        api_key=api_key if isinstance(api_key, str) else None,
+        headers=headers,
+    )
+
+
+def _model(raw: Mapping[str, Any], providers: Mapping[str, Provider], n: int) -> Model:
+    where = f"models[{n}]"
+    model_id = raw.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        raise CatalogError(f"{where}.id: required string")
+    provider = raw.get("provider")
+    if provider not in providers:
+        raise CatalogError(f"{where}.provider: unknown provider {provider!r}")
+    price = raw.get("price", {})
+    try:
+        price_obj = Price(**price)
+    except TypeError as exc:
+        raise CatalogError(f"{where}.price: {exc}") from exc
+    max_out = raw.get("max_output_tokens")
+    return Model(
+        id=model_id,
+        provider=str(provider),
+        upstream=str(raw.get("upstream", model_id)),
+        aliases=_str_tuple(raw.get("aliases"), f"{where}.aliases"),
+        endpoints=_endpoints(raw.get("endpoints", list(ENDPOINTS)), f"{where}.endpoints"),
+        price=price_obj,
+        description=str(raw.get("description", "")),
+        fallbacks=_str_tuple(raw.get("fallbacks"), f"{where}.fallbacks"),
+        max_output_tokens=max_out if isinstance(max_out, int) else None,
+    )
+
+
+def default_catalog_data() -> dict[str, Any]:
+    """The packaged catalog declaration."""
+    text = resources.files("policies").joinpath("catalog.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def build_catalog(
+    data: Mapping[str, Any], env: Mapping[str, str], extra: Mapping[str, Any] | None = None
+) -> Catalog:
+    """Build a catalog from a declaration merged with an operator's `extra` providers, models."""
+    raw_providers = dict(data.get("providers", {}))
+    raw_models = list(data.get("models", []))
+    if extra:
+        for name, prov in extra.get("providers", {}).items():
+            raw_providers[name] = {**raw_providers.get(name, {}), **prov}
+        override_ids = {m.get("id") for m in extra.get("models", [])}
+        raw_models = [m for m in raw_models if m.get("id") not in override_ids]
+        raw_models += list(extra.get("models", []))
+    providers = {name: _provider(name, p, env) for name, p in raw_providers.items()}
+    models = tuple(_model(m, providers, n) for n, m in enumerate(raw_models))
+    index: dict[str, Model] = {}
+    for model in models:
+        for name in (model.id, *model.aliases):
+            key = name.lower()
+            if key in index and index[key] is not model:
+                raise CatalogError(f"model name {name!r} is declared twice")
+            index[key] = model
+    for model in models:
+        for fb in model.fallbacks:
+            if fb.lower() not in index:
+                raise CatalogError(f"model {model.id!r}: unknown fallback {fb!r}")
+    return Catalog(models=models, providers=providers, _index=index)
