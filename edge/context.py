@@ -14,7 +14,6 @@ from policies.credentials import Principal
 if TYPE_CHECKING:
     from edge.usage import Usage
 
-_CTX = "edge.ctx"
 
 
 @dataclass(slots=True)
@@ -48,10 +47,12 @@ class RequestContext:
             self.first_byte_at = time.perf_counter()
 
 
+_CTX: web.RequestKey[RequestContext] = web.RequestKey("edge.ctx")
+
+
 def ctx_of(request: web.Request) -> RequestContext:
     """The request's context (set by the outermost middleware)."""
-    ctx: RequestContext = request[_CTX]
-    return ctx
+    return request[_CTX]
 
 
 def attach(request: web.Request, ctx: RequestContext) -> None:

@@ -1,0 +1,1 @@
+"""Test support: real redis-server processes, a scripted fake upstream, live gateways."""

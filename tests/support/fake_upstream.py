@@ -1,0 +1,154 @@
+"""A scripted fake provider: replays recordings, injects faults, and observes disconnects.
+
+Each request takes the next queued Scenario (or the default one). Every request is recorded
+with its path, headers and JSON body; every client disconnect the server notices is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.support.ports import free_port
+from tests.support.recordings import Recording
+
+
+@dataclass
+class Scenario:
+    """How the fake answers one request."""
+
+    recording: Recording | None = None
+    status: int = 200
+    body: bytes | None = None  # a whole body (overrides the recording)
+    frames: list[bytes] | None = None  # stream frames (override the recording)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_headers: float = 0.0  # before the status line
+    delay_chunks: float = 0.0  # between two frames
+    reset_after: int | None = None  # abort the TCP connection after this many frames
+    endless: bool = False  # keep sending frames forever
+    endless_frame: bytes = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+    content_type: str | None = None
+
+
+@dataclass
+class Seen:
+    """One request the fake received."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+    at: float
+
+
+class FakeUpstream:
+    """The fake provider's state and server."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Scenario] = deque()
+        self.default = Scenario(body=b'{"error":{"message":"no scenario queued"}}', status=500)
+        self.requests: list[Seen] = []
+        self.disconnects: list[float] = []
+        self.open_streams = 0
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL (no /v1)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def push(self, *scenarios: Scenario) -> None:
+        """Queue scenarios for the next requests, in order."""
+        self.queue.extend(scenarios)
+
+    async def start(self) -> FakeUpstream:
+        """Serve on the free port."""
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        self.requests.append(
+            Seen(request.path_qs, dict(request.headers), body, raw, time.monotonic())
+        )
+        scenario = self.queue.popleft() if self.queue else self.default
+        try:
+            if scenario.delay_headers:
+                await asyncio.sleep(scenario.delay_headers)
+            return await self._answer(request, scenario)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects.append(time.monotonic())
+            raise
+
+    async def _answer(self, request: web.Request, sc: Scenario) -> web.StreamResponse:
+        rec = sc.recording
+        streamed = sc.frames is not None or sc.endless or (rec is not None and rec.streamed)
+        if sc.body is not None or not streamed:
+            body = sc.body if sc.body is not None else (rec.wire() if rec else b"{}")
+            return web.Response(
+                status=sc.status,
+                body=body,
+                headers=sc.headers,
+                content_type=sc.content_type or "application/json",
+            )
+        frames = sc.frames if sc.frames is not None else (rec.frames() if rec else [])
+        response = web.StreamResponse(status=sc.status, headers=sc.headers)
+        response.content_type = sc.content_type or "text/event-stream"
+        await response.prepare(request)
+        self.open_streams += 1
+        try:
+            sent = 0
+            for frame in frames:
+                await self._frame(request, response, sc, frame, sent)
+                sent += 1
+            while sc.endless:
+                await self._frame(request, response, sc, sc.endless_frame, sent)
+                sent += 1
+            await response.write_eof()
+        finally:
+            self.open_streams -= 1
+        return response
+
+    async def _frame(
+        self, request: web.Request, response: web.StreamResponse, sc: Scenario, frame: bytes, n: int
+    ) -> None:
+        if sc.reset_after is not None and n >= sc.reset_after:
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("scripted reset")
+        if sc.delay_chunks and n:
+            await asyncio.sleep(sc.delay_chunks)
+        await response.write(frame)
+        if sc.endless and n % 64 == 0:
+            await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def running_fake() -> Any:
+    """A started fake upstream for the duration of the block."""
+    fake = await FakeUpstream().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

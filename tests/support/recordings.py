@@ -1,0 +1,92 @@
+"""The recorded provider traffic in ../shared/recordings, framed as each API sends it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Api = Literal["openai-chat", "openai-responses", "anthropic", "gemini"]
+
+
+def recordings_dir() -> Path:
+    """The shared recordings folder (next to the repository, or $EDGE_RECORDINGS)."""
+    import os
+
+    env = os.environ.get("EDGE_RECORDINGS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "shared" / "recordings"
+        if candidate.is_dir():
+            return candidate
+        candidate = parent.parent / "shared" / "recordings"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("shared/recordings not found; set EDGE_RECORDINGS")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recorded exchange."""
+
+    api: Api
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """File name."""
+        return self.path.name
+
+    @property
+    def streamed(self) -> bool:
+        """A stream recording (chunks or raw SSE)."""
+        return self.path.name.endswith((".chunks.txt", ".sse"))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON of each streamed event (for `.sse`, parsed from the raw bytes)."""
+        if self.path.suffix == ".sse":
+            out = []
+            for line in self.path.read_text().splitlines():
+                if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                    out.append(json.loads(line[5:].strip()))
+            return out
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def body(self) -> dict[str, Any]:
+        """A whole response (or error) body."""
+        data: dict[str, Any] = json.loads(self.path.read_text())
+        return data
+
+    def wire(self) -> bytes:
+        """The bytes the provider sent."""
+        if self.path.suffix == ".sse":
+            return self.path.read_bytes()
+        if not self.streamed:
+            return self.path.read_bytes()
+        frames = []
+        for line in self.path.read_text().splitlines():
+            if not line.strip():
+                continue
+            if self.api in ("openai-responses", "anthropic"):
+                kind = json.loads(line)["type"]
+                frames.append(f"event: {kind}\ndata: {line}\n\n")
+            else:
+                frames.append(f"data: {line}\n\n")
+        if self.api == "openai-chat":
+            frames.append("data: [DONE]\n\n")
+        return "".join(frames).encode()
+
+    def frames(self) -> list[bytes]:
+        """The wire bytes split into events (one write each, as a server would send them)."""
+        data = self.wire()
+        parts = data.split(b"\n\n")
+        return [p + b"\n\n" for p in parts if p]
+
+
+def recordings(api: Api) -> list[Recording]:
+    """Every recording of an API."""
+    folder = recordings_dir() / api
+    return [Recording(api, p) for p in sorted(folder.iterdir()) if p.is_file()]
