@@ -12,8 +12,8 @@ from edge.errors import ApiShape
 from policies.credentials import Principal
 
 if TYPE_CHECKING:
+    from edge.quota.service import Reservation
     from edge.usage import Usage
-
 
 
 @dataclass(slots=True)
@@ -35,6 +35,13 @@ class RequestContext:
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    reservation: Reservation | None = None  # set by the quota middleware when admitted
+    reservation_detached: bool = False
+
+    def detach_reservation(self) -> Reservation | None:
+        """Take the request's quota reservation over (a background run settles it later)."""
+        self.reservation_detached = True
+        return self.reservation
 
     @property
     def account(self) -> str | None:

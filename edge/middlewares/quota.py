@@ -28,6 +28,7 @@ async def quota_middleware(request: web.Request, handler: Handler) -> web.Stream
         ctx.body, ctx.payload = await read_json(request)
     quota = request.app[QUOTA]
     admission = await quota.admit(ctx)
+    ctx.reservation = admission.reservation
     ctx.response_headers.update(admission.headers)
     try:
         return await handler(request)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -38,11 +41,37 @@ def limits_storage(store: Store) -> Storage:
     )
 
 
-class Admission:
-    """An admitted request: the limit states to report, and its settlement."""
+@dataclass(slots=True)
+class Reservation:
+    """Tokens and cost held for one call until it settles.
 
-    def __init__(self, states: list[LimitState]) -> None:
+    Serializable, so a background run finished by another process can settle it.
+    """
+
+    id: str
+    account: str
+    key_id: str | None
+    model: str | None
+    tokens: int = 0
+    cost_micros: int = 0
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reservation:
+        """Parse a stored reservation."""
+        return cls(**data)
+
+
+class Admission:
+    """An admitted request: the limit states to report, and its reservation."""
+
+    def __init__(self, states: list[LimitState], reservation: Reservation) -> None:
         self.states = states
+        self.reservation = reservation
 
     @property
     def headers(self) -> dict[str, str]:
@@ -75,7 +104,13 @@ class QuotaService:
                 states.append(
                     await self._hit(RateLimitItemPerMinute(rpm), "key", principal.subject)
                 )
-        return Admission(states)
+        reservation = Reservation(
+            id=secrets.token_hex(8),
+            account=principal.account,
+            key_id=principal.subject if principal.kind == "key" else None,
+            model=ctx.model,
+        )
+        return Admission(states, reservation)
 
     async def _hit(self, item: RateLimitItem, *ids: str) -> LimitState:
         try:
@@ -105,20 +140,24 @@ class QuotaService:
         return state
 
     async def settle(self, ctx: RequestContext) -> None:
-        """Record the request and the tokens it used, per key and per account."""
-        principal = ctx.principal
-        if principal is None or principal.account is None:
+        """Settle a request's reservation with its real usage (unless a background run took it)."""
+        if ctx.reservation is None or ctx.reservation_detached:
             return
-        usage = ctx.usage or Usage()
-        model = self._catalog.resolve(ctx.model) if ctx.model else None
+        ctx.reservation.model = ctx.model or ctx.reservation.model
+        await self.settle_reservation(ctx.reservation, ctx.usage)
+
+    async def settle_reservation(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Charge the real usage (refunding the rest of the reservation) and record it."""
+        usage = usage or Usage()
+        model = self._catalog.resolve(reservation.model) if reservation.model else None
         cost = (
             model.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
             if model
             else 0.0
         )
-        scopes = [f"account:{principal.account}"]
-        if principal.kind == "key":
-            scopes.append(f"key:{principal.subject}")
+        scopes = [f"account:{reservation.account}"]
+        if reservation.key_id:
+            scopes.append(f"key:{reservation.key_id}")
         counts = {
             "requests": 1,
             "input_tokens": usage.input_tokens,
