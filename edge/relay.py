@@ -17,7 +17,7 @@ from edge.errors import GatewayError
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.streaming import start_stream
 from edge.upstream.client import open_upstream
-from edge.upstream.errors import upstream_error
+from edge.upstream.errors import relayable, upstream_error
 from edge.upstream.headers import forwarded
 from edge.usage import Usage
 
@@ -65,10 +65,25 @@ async def relay(
         passed = forwarded(upstream.headers.items())
         if upstream.status >= 400:
             raw = await read_capped(upstream, 1024 * 1024)
+            if relayable(upstream.status, raw):
+                # Same API on both sides and nothing to hide: the provider's own error, exact.
+                return _exact_error(upstream, raw, passed)
             raise upstream_error(upstream.status, raw, passed)
         if not upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
             return await _whole(ctx, upstream, passed, spec, settings.upstream_body_limit)
         return await _stream(request, ctx, upstream, passed, spec, settings.upstream_body_limit)
+
+
+def _exact_error(
+    upstream: aiohttp.ClientResponse,
+    raw: bytes,
+    passed: list[tuple[str, str]],
+) -> web.Response:
+    response = web.Response(status=upstream.status, body=raw)
+    response.headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+    for name, value in passed:
+        response.headers.add(name, value)
+    return response
 
 
 async def _whole(

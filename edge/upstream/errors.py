@@ -66,6 +66,18 @@ def _retry_info(details: Any) -> str | None:
     return None
 
 
+def relayable(status: int, raw: bytes) -> bool:
+    """Whether a same-API error body may reach the client byte for byte: a client error whose
+    message holds nothing to scrub."""
+    if status not in _PASS_STATUSES:
+        return False
+    try:
+        message, _, _, _ = _fields(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return False
+    return message is not None and scrub(message) == message
+
+
 def upstream_error(status: int, raw: bytes, forwarded: list[tuple[str, str]]) -> GatewayError:
     """The error to show the client for an upstream error response."""
     try:

@@ -95,9 +95,9 @@ class Live:
         )
         assert status == 201, body
         if quota:
-            status, body = await self.admin("PUT", f"/keys/{body['id']}/quota", quota)
-            assert status == 200, body
-        return Tenant(account=account, branch=branch, key=body["key"] if "key" in body else "", key_id=body.get("id", ""))
+            status, applied = await self.admin("PUT", f"/keys/{body['id']}/quota", quota)
+            assert status == 200, applied
+        return Tenant(account=account, branch=branch, key=body["key"], key_id=body["id"])
 
 
 async def start_live(settings: Settings) -> Live:

@@ -82,8 +82,14 @@ class Recording:
     def frames(self) -> list[bytes]:
         """The wire bytes split into events (one write each, as a server would send them)."""
         data = self.wire()
-        parts = data.split(b"\n\n")
-        return [p + b"\n\n" for p in parts if p]
+        frames = []
+        start = 0
+        while (end := data.find(b"\n\n", start)) != -1:
+            frames.append(data[start : end + 2])
+            start = end + 2
+        if start < len(data):
+            frames.append(data[start:])  # an unterminated tail is sent as it is
+        return frames
 
 
 def recordings(api: Api) -> list[Recording]:

@@ -1,0 +1,75 @@
+"""The identity and usage stores behave the same on memory:// and redis://."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.store import open_store
+from edge.store.base import AlreadyExists
+from edge.store.records import Account, Branch, KeyRecord
+
+
+@pytest.fixture
+async def store(store_url):
+    async with open_store(store_url, redis_timeout=1.0) as opened:
+        yield opened
+
+
+async def test_accounts(store) -> None:
+    await store.identity.create_account(Account(id="a1", plan="pro"))
+    with pytest.raises(AlreadyExists):
+        await store.identity.create_account(Account(id="a1"))
+    account = await store.identity.get_account("a1")
+    assert account is not None and account.plan == "pro" and not account.blocked
+    account.blocked = True
+    await store.identity.put_account(account)
+    again = await store.identity.get_account("a1")
+    assert again is not None and again.blocked
+    assert [a.id for a in await store.identity.list_accounts()] == ["a1"]
+    assert await store.identity.get_account("nope") is None
+
+
+async def test_records_are_copies(store) -> None:
+    await store.identity.create_account(Account(id="a1"))
+    account = await store.identity.get_account("a1")
+    assert account is not None
+    account.blocked = True  # not saved
+    fresh = await store.identity.get_account("a1")
+    assert fresh is not None and not fresh.blocked
+
+
+async def test_branches(store) -> None:
+    await store.identity.create_branch(Branch(id="br-root", account="a1"))
+    await store.identity.create_branch(Branch(id="br-kid", account="a1", parent="br-root"))
+    with pytest.raises(AlreadyExists):
+        await store.identity.create_branch(Branch(id="br-kid", account="a1"))
+    tree = await store.identity.branches("a1")
+    assert {b: tree[b].parent for b in tree} == {"br-root": None, "br-kid": "br-root"}
+    assert await store.identity.branches("a2") == {}
+    await store.identity.delete_branch("a1", "br-kid")
+    assert set(await store.identity.branches("a1")) == {"br-root"}
+
+
+async def test_keys(store) -> None:
+    key = KeyRecord(id="k1", account="a1", hash="h" * 64, scopes=["ai_gateway:invoke"])
+    await store.identity.create_key(key)
+    await store.identity.create_key(KeyRecord(id="k2", account="a2", hash="g" * 64, scopes=[]))
+    with pytest.raises(AlreadyExists):
+        await store.identity.create_key(key)
+    got = await store.identity.get_key("k1")
+    assert got is not None and got.hash == "h" * 64 and not got.revoked
+    assert "hash" not in got.public()
+    assert [k.id for k in await store.identity.list_keys("a1")] == ["k1"]
+    assert {k.id for k in await store.identity.list_keys(None)} == {"k1", "k2"}
+
+
+async def test_usage_counters(store) -> None:
+    await store.usage.record(["key:k1", "account:a1"], {"requests": 1, "input_tokens": 5}, 0.0)
+    await store.usage.record(["key:k1"], {"requests": 1, "output_tokens": 7}, 10.0)
+    days = await store.usage.days("key:k1", ["1970-01-01", "1970-01-02"])
+    assert days["1970-01-01"]["requests"] == 2
+    assert days["1970-01-01"]["input_tokens"] == 5
+    assert days["1970-01-01"]["output_tokens"] == 7
+    assert days["1970-01-02"]["requests"] == 0
+    account = await store.usage.days("account:a1", ["1970-01-01"])
+    assert account["1970-01-01"]["requests"] == 1
