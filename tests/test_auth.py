@@ -50,14 +50,12 @@ async def test_bad_keys(gateway, key: str) -> None:
 
 async def test_wrong_secret_for_a_real_key_id(gateway) -> None:
     tenant = await gateway.tenant()
-    forged = tenant.key[: -4] + ("AAAA" if not tenant.key.endswith("AAAA") else "BBBB")
+    forged = tenant.key[:-4] + ("AAAA" if not tenant.key.endswith("AAAA") else "BBBB")
     status, _, _ = await call(gateway, bearer(forged))
     assert status == 401
 
 
-@pytest.mark.parametrize(
-    "where", ["authorization", "x-api-key", "x-goog-api-key", "query"]
-)
+@pytest.mark.parametrize("where", ["authorization", "x-api-key", "x-goog-api-key", "query"])
 async def test_every_credential_carrier(gateway, where: str) -> None:
     tenant = await gateway.tenant()
     headers = {
@@ -92,8 +90,14 @@ async def test_wrong_scope(gateway) -> None:
 
 async def _tree(gateway, account: str) -> None:
     # br-root -> br-child -> br-grandchild, and a sibling br-other under br-root.
-    for branch, parent in [("br-child", "br-root"), ("br-grandchild", "br-child"), ("br-other", "br-root")]:
-        status, body = await gateway.admin("POST", f"/accounts/{account}/branches", {"id": branch, "parent": parent})
+    for branch, parent in [
+        ("br-child", "br-root"),
+        ("br-grandchild", "br-child"),
+        ("br-other", "br-root"),
+    ]:
+        status, body = await gateway.admin(
+            "POST", f"/accounts/{account}/branches", {"id": branch, "parent": parent}
+        )
         assert status == 201, body
 
 
@@ -141,7 +145,9 @@ async def test_unknown_and_foreign_branches_look_alike(gateway) -> None:
 
 async def test_blocked_account(gateway) -> None:
     tenant = await gateway.tenant()
-    status, _ = await gateway.admin("POST", f"/accounts/{tenant.account}/block", {"reason": "unpaid"})
+    status, _ = await gateway.admin(
+        "POST", f"/accounts/{tenant.account}/block", {"reason": "unpaid"}
+    )
     assert status == 200
     status, body, headers = await call(gateway, bearer(tenant.key))
     assert status == 429
@@ -173,7 +179,7 @@ async def test_requests_per_minute_with_exact_retry_after(gateway) -> None:
 async def test_admin_bootstrap_token_cannot_invoke(gateway) -> None:
     from tests.support.gateway import ADMIN_TOKEN
 
-    status, body, _ = await call(gateway, bearer(ADMIN_TOKEN))
+    status, _, _ = await call(gateway, bearer(ADMIN_TOKEN))
     assert status == 403
 
 

@@ -21,7 +21,9 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     lines = head.decode().split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
+    headers = {
+        k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+    }
     body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 5)
     return status, headers, body
 
@@ -50,8 +52,7 @@ async def test_limit_is_checked_before_credentials(gateway) -> None:
     reader, writer = await _open(gateway)
     writer.write(
         (
-            "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\n"
-            f"Content-Length: {LIMIT + 1}\r\n\r\n"
+            f"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: {LIMIT + 1}\r\n\r\n"
         ).encode()
     )
     await writer.drain()

@@ -37,14 +37,21 @@ def test_codex_is_responses_only() -> None:
     cat = catalog()
     with pytest.raises(GatewayError) as info:
         resolve_route(cat, "gpt-5-3-codex", "chat")
-    assert (info.value.status, info.value.message) == (400, "model is not available on this endpoint")
+    assert (info.value.status, info.value.message) == (
+        400,
+        "model is not available on this endpoint",
+    )
     assert resolve_route(cat, "gpt-5-3-codex", "responses").upstream_api == "responses"
 
 
 def test_unknown_model() -> None:
     with pytest.raises(GatewayError) as info:
         resolve_route(catalog(), "gpt-9", "chat")
-    assert (info.value.status, info.value.message, info.value.code) == (400, "unknown model", "invalid_model")
+    assert (info.value.status, info.value.message, info.value.code) == (
+        400,
+        "unknown model",
+        "invalid_model",
+    )
 
 
 def test_unconfigured_provider_is_a_clear_error() -> None:

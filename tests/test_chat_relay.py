@@ -69,7 +69,11 @@ async def test_usage_asked_for_by_the_gateway_is_kept_from_the_client(gateway, f
     fake.push(Scenario(recording=rec))
     async with gateway.http.post(
         f"{gateway.url}/ai-gateway/mlflow/v1/chat/completions",
-        json={"model": "openai/gpt-5.4", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        json={
+            "model": "openai/gpt-5.4",
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
         headers={"Authorization": f"Bearer {tenant.key}"},
     ) as resp:
         received = await resp.read()
@@ -85,7 +89,10 @@ async def test_non_stream_body_rewrites_only_the_model(gateway, fake) -> None:
     rec = next(r for r in CHAT if r.name == "openai-text.json")
     tenant = await gateway.tenant()
     fake.push(Scenario(recording=rec))
-    raw = b'{"messages": [{"role": "user", "content": "caf\\u00e9 \\"model\\": \\"gpt-5-4\\""}], "model": "gpt-5-4", "temperature": 0.5}'
+    raw = (
+        b'{"messages": [{"role": "user", "content": "caf\\u00e9 \\"model\\": \\"gpt-5-4\\""}],'
+        b' "model": "gpt-5-4", "temperature": 0.5}'
+    )
     async with gateway.http.post(
         f"{gateway.url}/v1/chat/completions",
         data=raw,

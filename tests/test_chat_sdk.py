@@ -47,12 +47,19 @@ async def test_stream_echo_with_a_tool(client) -> None:
             "type": "function",
             "function": {
                 "name": "lookup",
-                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"q": {"type": "string"}},
+                    "required": ["q"],
+                },
             },
         }
     ]
     stream = await client.chat.completions.create(
-        model="local/echo", messages=[{"role": "user", "content": "find it"}], tools=tools, stream=True
+        model="local/echo",
+        messages=[{"role": "user", "content": "find it"}],
+        tools=tools,
+        stream=True,
     )
     name, args, finish = "", "", None
     async for chunk in stream:
@@ -78,10 +85,14 @@ async def test_upstream_passthrough_stream(client, fake) -> None:
 
 
 async def test_upstream_429_headers_reach_the_sdk_unchanged(client, fake) -> None:
-    body = b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}'
+    body = (
+        b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}'
+    )
     fake.push(Scenario(status=429, body=body, headers=LIMIT_HEADERS))
     with pytest.raises(openai.RateLimitError) as info:
-        await client.chat.completions.create(model="gpt-5-4", messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="gpt-5-4", messages=[{"role": "user", "content": "x"}]
+        )
     headers = info.value.response.headers
     for name, value in LIMIT_HEADERS.items():
         assert headers[name] == value
@@ -99,9 +110,15 @@ async def test_rate_limit_headers_on_success_stream(client, fake) -> None:
 
 
 async def test_upstream_5xx_is_502_without_secrets(client, fake) -> None:
-    fake.push(Scenario(status=500, body=b'{"error":{"message":"boom at 10.1.2.3 with sk-upstream-secret"}}'))
+    fake.push(
+        Scenario(
+            status=500, body=b'{"error":{"message":"boom at 10.1.2.3 with sk-upstream-secret"}}'
+        )
+    )
     with pytest.raises(openai.APIStatusError) as info:
-        await client.chat.completions.create(model="gpt-5-4", messages=[{"role": "user", "content": "x"}])
+        await client.chat.completions.create(
+            model="gpt-5-4", messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 502
     assert "10.1.2.3" not in info.value.response.text and "sk-" not in info.value.response.text
 

@@ -26,9 +26,11 @@ ECHO = {"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]}
 
 def _rsa() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return key, pem
 
 
@@ -52,7 +54,9 @@ def claims(**over: object) -> dict[str, object]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def token(key: object = SIGNING_KEY, alg: str = "RS256", headers: dict | None = None, **over: object) -> str:
+def token(
+    key: object = SIGNING_KEY, alg: str = "RS256", headers: dict | None = None, **over: object
+) -> str:
     return jwt.encode(claims(**over), key, algorithm=alg, headers=headers)  # type: ignore[arg-type]
 
 
@@ -88,7 +92,9 @@ async def jwt_gateway(store_url, fake, tmp_path) -> AsyncIterator[Live]:
 
 
 async def status_of(gateway: Live, headers: dict[str, str]) -> int:
-    async with gateway.http.post(f"{gateway.url}/v1/chat/completions", json=ECHO, headers=headers) as r:
+    async with gateway.http.post(
+        f"{gateway.url}/v1/chat/completions", json=ECHO, headers=headers
+    ) as r:
         return r.status
 
 

@@ -7,7 +7,7 @@ import pytest
 from edge.sse import SSEError, SSEParser, encode
 
 STREAM = (
-    b"event: message_start\ndata: {\"a\":1}\n\n"
+    b'event: message_start\ndata: {"a":1}\n\n'
     b": a comment\n\n"
     b"data: line one\ndata: line two\r\n\r\n"
     b"data: [DONE]\n\n"

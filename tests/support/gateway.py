@@ -70,27 +70,37 @@ class Live:
     http: aiohttp.ClientSession | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    async def admin(self, method: str, path: str, json: Any = None, token: str = ADMIN_TOKEN) -> Any:
+    async def admin(
+        self, method: str, path: str, json: Any = None, token: str = ADMIN_TOKEN
+    ) -> Any:
         """Call the admin API; returns (status, body)."""
         assert self.http is not None
         async with self.http.request(
-            method, f"{self.url}/admin/v1{path}", json=json,
+            method,
+            f"{self.url}/admin/v1{path}",
+            json=json,
             headers={"Authorization": f"Bearer {token}"},
         ) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def tenant(
-        self, account: str | None = None, branch: str = "br-main", scopes: list[str] | None = None,
+        self,
+        account: str | None = None,
+        branch: str = "br-main",
+        scopes: list[str] | None = None,
         quota: dict[str, Any] | None = None,
     ) -> Tenant:
         """Create an account, a branch and a key bound to it."""
         account = account or f"acct_{secrets.token_hex(4)}"
         status, _ = await self.admin("POST", "/accounts", {"id": account})
         assert status in (201, 409)
-        status, _ = await self.admin("POST", f"/accounts/{account}/branches", {"id": branch, "parent": None})
+        status, _ = await self.admin(
+            "POST", f"/accounts/{account}/branches", {"id": branch, "parent": None}
+        )
         assert status in (201, 409)
         status, body = await self.admin(
-            "POST", "/keys",
+            "POST",
+            "/keys",
             {"account": account, "branch": branch, "scopes": scopes or ["ai_gateway:invoke"]},
         )
         assert status == 201, body
@@ -108,7 +118,9 @@ async def start_live(settings: Settings) -> Live:
     runner = make_runner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    return Live(url=f"http://127.0.0.1:{port}", app=app, runner=runner, http=aiohttp.ClientSession())
+    return Live(
+        url=f"http://127.0.0.1:{port}", app=app, runner=runner, http=aiohttp.ClientSession()
+    )
 
 
 async def stop_live(live: Live) -> None:
@@ -127,7 +139,9 @@ def settings_for(env: dict[str, str]) -> Settings:
 class GatewayProcess:
     """`edge serve` as a separate process."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, args: list[str] | None = None
+    ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.args = args or []
@@ -144,7 +158,9 @@ class GatewayProcess:
         out = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "serve", "--port", str(self.port), *self.args],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         import urllib.request
@@ -153,7 +169,7 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=0.5) as resp:  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=0.5) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
