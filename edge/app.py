@@ -44,6 +44,11 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names the Python and aiohttp versions: nothing a client needs to know.
+    response.headers["Server"] = "edge"
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the gateway application for the given settings."""
     app = web.Application(middlewares=CHAIN, client_max_size=settings.body_limit)
@@ -51,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
+    app.on_response_prepare.append(_server_header)
     setup_inference(app)
     setup_admin(app)
     return app
