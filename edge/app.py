@@ -7,12 +7,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from edge.admin.routes import setup_admin
-from edge.appkeys import AUTHENTICATOR, HTTP, IDENTITY, LIFECYCLE, QUOTA, SETTINGS, STORE
+from edge.appkeys import (
+    AUTHENTICATOR,
+    HTTP,
+    IDENTITY,
+    LIFECYCLE,
+    METRICS,
+    QUOTA,
+    SETTINGS,
+    STORE,
+)
 from edge.auth.authenticate import Authenticator
 from edge.auth.jwks import JwksCache
+from edge.handlers.metrics import setup_metrics
 from edge.handlers.routes import setup_inference
 from edge.identity_cache import IdentityCache
 from edge.lifecycle import Lifecycle
+from edge.metrics import FallbackSource, Metrics
 from edge.middlewares import CHAIN
 from edge.quota.service import QuotaService
 from edge.settings import Settings
@@ -26,6 +37,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = store
         app[IDENTITY] = IdentityCache(store)
         app[QUOTA] = QuotaService(store, app[IDENTITY], settings.catalog)
+        for source in (store, app[IDENTITY], app[QUOTA]):
+            if isinstance(source, FallbackSource):
+                app[METRICS].watch_fallbacks(source)
         yield
 
 
@@ -54,9 +68,12 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=CHAIN, client_max_size=settings.body_limit)
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    app[METRICS] = Metrics(settings.metrics_dir)
+    app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.on_response_prepare.append(_server_header)
     setup_inference(app)
     setup_admin(app)
+    setup_metrics(app)
     return app

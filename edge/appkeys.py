@@ -13,6 +13,7 @@ from edge.settings import Settings
 if TYPE_CHECKING:
     from edge.auth.authenticate import Authenticator
     from edge.identity_cache import IdentityCache
+    from edge.metrics import Metrics
     from edge.quota.service import QuotaService
     from edge.store import Store
 
@@ -23,3 +24,4 @@ IDENTITY: web.AppKey[IdentityCache] = web.AppKey("identity")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 QUOTA: web.AppKey[QuotaService] = web.AppKey("quota")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

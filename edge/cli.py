@@ -12,8 +12,9 @@ from aiohttp import web
 
 from edge.demo import bootstrap_demo, write_env_file
 from edge.logs import configure
-from edge.server import serve
+from edge.server import StartupError, serve
 from edge.settings import SettingsError, load_settings
+from edge.supervisor import supervise
 
 
 def _run_loop() -> None:
@@ -37,6 +38,15 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.with_overrides(admin_token=f"edge-admin-{secrets.token_urlsafe(24)}")
     settings = settings.with_overrides(host=args.host, port=args.port)
     configure(settings.log_level)
+    if args.workers > 1:
+        if args.demo or not settings.store_url.startswith(("redis", "unix")):
+            print(
+                "edge: --workers needs a shared store (EDGE_STORE_URL=redis://...) and no --demo: "
+                "each worker would otherwise keep its own keys",
+                file=sys.stderr,
+            )
+            return 2
+        return supervise(settings.host, settings.port, args.workers, settings.metrics_dir)
     base_url = f"http://{settings.host}:{settings.port}"
 
     async def announce(app: web.Application) -> None:
@@ -52,9 +62,20 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     _run_loop()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, announce if args.demo else None))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings, announce if args.demo else None))
+    except StartupError as exc:
+        print(f"edge: startup failed: {exc}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="run the gateway")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT); needs a redis:// store",
+    )
     serve_cmd.add_argument(
         "--demo",
         action="store_true",

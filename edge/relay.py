@@ -14,6 +14,7 @@ from aiohttp import web
 from edge.appkeys import HTTP, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
+from edge.metrics import note_error
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.streaming import start_stream
 from edge.upstream.client import open_upstream
@@ -117,7 +118,7 @@ async def _stream(
     spec: WireSpec,
     limit: int,
 ) -> web.StreamResponse:
-    response = await start_stream(request, ctx, passed)
+    response = await start_stream(request, ctx, passed, terminal=spec.stream_error)
     parser = SSEParser()
     ended = False
     received = 0
@@ -142,13 +143,17 @@ async def _stream(
         if not ended:
             raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
     except GatewayError as err:
-        await _terminal(response, spec, err)
+        await _terminal(ctx, response, spec, err)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
-        await _terminal(response, spec, GatewayError(502, INTERRUPTED, code="upstream_interrupted"))
+        cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+        await _terminal(ctx, response, spec, cut)
     await response.write_eof()
     return response
 
 
-async def _terminal(response: web.StreamResponse, spec: WireSpec, err: GatewayError) -> None:
+async def _terminal(
+    ctx: RequestContext, response: web.StreamResponse, spec: WireSpec, err: GatewayError
+) -> None:
     """End a started stream with the API's error event: never a silent clean end."""
+    note_error(ctx, err)
     await response.write(spec.stream_error(err))

@@ -1,18 +1,26 @@
-"""Running the gateway: the C HTTP parser, explicit header limits, handler cancellation."""
+"""Running the gateway: the C HTTP parser, explicit header limits, handler cancellation, a store
+check before listening, and the graceful shutdown sequence on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import http_parser, web
 
+from edge import __version__
 from edge.app import create_app
+from edge.appkeys import STORE
 from edge.settings import Settings
+from edge.shutdown import drain
+from edge.store import Store
 
 log = logging.getLogger("edge.server")
 
@@ -20,6 +28,12 @@ log = logging.getLogger("edge.server")
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 128
+# After our own drain has waited for requests, what is left gets this long before cancellation.
+CLEANUP_TIMEOUT = 2.0
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start; the message says why."""
 
 
 def require_c_parser() -> None:
@@ -32,7 +46,7 @@ def require_c_parser() -> None:
         )
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
+def make_runner(app: web.Application, shutdown_timeout: float = 30.0) -> web.AppRunner:
     """A runner with the server settings edge relies on."""
     return web.AppRunner(
         app,
@@ -41,30 +55,97 @@ def make_runner(app: web.Application) -> web.AppRunner:
         max_line_size=MAX_LINE_SIZE,
         max_field_size=MAX_FIELD_SIZE,
         max_headers=MAX_HEADERS,
-        shutdown_timeout=30.0,
+        shutdown_timeout=shutdown_timeout,
     )
+
+
+def describe_store(url: str) -> str:
+    """The store URL without credentials, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return "memory://"
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+async def wait_for_store(store: Store, url: str, limit: float) -> None:
+    """Ping the store until it answers, backing off; StartupError once `limit` seconds pass."""
+    deadline = time.monotonic() + limit
+    delay, attempts = 0.1, 0
+    while True:
+        attempts += 1
+        if await store.ping():
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StartupError(
+                f"the store at {describe_store(url)} did not answer after {attempts} attempts "
+                f"in {limit:g}s (check EDGE_STORE_URL and that Redis is running)"
+            )
+        log.warning(
+            "store not reachable yet, retrying",
+            extra={"fields": {"store": describe_store(url), "attempt": attempts}},
+        )
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, 1.0)
+
+
+def _install_signals(stop: asyncio.Event, hurry: asyncio.Event, skip_grace: asyncio.Event) -> None:
+    """First SIGTERM/SIGINT starts the graceful shutdown; a second one hurries it.
+
+    SIGINT is someone at a terminal, not a load balancer: it skips the grace period.
+    """
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        fields = {"fields": {"signal": sig.name}}
+        if stop.is_set():
+            log.warning("second signal: ending open streams now", extra=fields)
+            hurry.set()
+        else:
+            log.info("signal received", extra=fields)
+            if sig == signal.SIGINT:
+                skip_grace.set()
+            stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal, sig)
 
 
 async def serve(
     settings: Settings,
     on_started: Callable[[web.Application], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM."""
+    """Serve until SIGINT or SIGTERM, then drain and stop."""
     require_c_parser()
+    stop, hurry, skip_grace = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    _install_signals(stop, hurry, skip_grace)
+    fields = {
+        "version": __version__,
+        "pid": os.getpid(),
+        "store": describe_store(settings.store_url),
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+    }
+    log.info("starting", extra={"fields": fields})
     app = create_app(settings)
-    runner = make_runner(app)
+    runner = make_runner(app, shutdown_timeout=CLEANUP_TIMEOUT)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=sys.platform != "win32")
-    await site.start()
-    log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
-    if on_started is not None:
-        await on_started(app)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
+        await wait_for_store(app[STORE], settings.store_url, settings.store_startup_timeout)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=sys.platform != "win32")
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+        log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
+        if on_started is not None:
+            await on_started(app)
         await stop.wait()
+        await drain(app, hurry, grace=0.0 if skip_grace.is_set() else None)
     finally:
         await runner.cleanup()
+        log.info("stopped", extra={"fields": {"pid": os.getpid()}})

@@ -32,6 +32,16 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Shutdown:
+    """What SIGTERM does, in seconds."""
+
+    # Serve normally after the signal while load balancers remove the replica (they race it).
+    grace: float = 3.0
+    # Then refuse new requests and let open streams finish for at most this long.
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable about a gateway process."""
 
@@ -50,6 +60,10 @@ class Settings:
     log_level: str = "INFO"
     upstream_body_limit: int = 64 * 1024 * 1024
     redis_timeout: float = 0.1
+    shutdown: Shutdown = Shutdown()
+    metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
+    metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
+    store_startup_timeout: float = 10.0  # how long `edge serve` retries an unreachable store
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (CLI flags, tests)."""
@@ -67,6 +81,32 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name}: must be positive")
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration that may be zero."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: expected a number of seconds, got {raw!r}") from exc
+    if value < 0:
+        raise SettingsError(f"{name}: must not be negative")
+    return value
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment a worker process starts with: this process's, plus `extra`."""
+    return {**os.environ, **extra}
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("EDGE_METRICS_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise SettingsError("EDGE_METRICS_TOKEN: use at least 16 characters")
+    return token
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -132,4 +172,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=(env.get("EDGE_LOG_LEVEL") or "INFO").upper(),
         redis_timeout=_float(env, "EDGE_REDIS_TIMEOUT", 0.1),
+        shutdown=Shutdown(
+            grace=_seconds(env, "EDGE_SHUTDOWN_GRACE", 3.0),
+            timeout=_seconds(env, "EDGE_SHUTDOWN_TIMEOUT", 30.0),
+        ),
+        metrics_token=_metrics_token(env),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        store_startup_timeout=_seconds(env, "EDGE_STORE_STARTUP_TIMEOUT", 10.0),
     )

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from edge.context import RequestContext
+from edge.lifecycle import TerminalWriter
+from edge.shutdown import track_stream
 
 
 async def start_stream(
@@ -14,8 +16,12 @@ async def start_stream(
     ctx: RequestContext,
     forwarded: Iterable[tuple[str, str]] = (),
     content_type: str = "text/event-stream",
+    terminal: TerminalWriter | None = None,
 ) -> web.StreamResponse:
-    """Prepare an SSE response carrying our headers and the upstream's forwarded ones."""
+    """Prepare an SSE response carrying our headers and the upstream's forwarded ones.
+
+    `terminal` renders the API's terminal error event: shutdown uses it to end the stream.
+    """
     response = web.StreamResponse(status=200)
     response.content_type = content_type
     if content_type == "text/event-stream":
@@ -31,4 +37,5 @@ async def start_stream(
     ctx.status = 200
     await response.prepare(request)
     ctx.mark_first_byte()
+    track_stream(request, ctx, response, terminal)
     return response

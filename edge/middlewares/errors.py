@@ -14,6 +14,8 @@ from aiohttp.typedefs import Handler
 from edge.context import RequestContext, attach
 from edge.errors import BODY_TOO_LARGE, GatewayError, error_response, shape_for_path
 from edge.logs import log_request
+from edge.metrics import note_error, record_request
+from edge.shutdown import begin_request, end_request, finish_response, refuse_when_stopping
 from edge.store import StoreUnavailable
 
 log = logging.getLogger("edge.errors")
@@ -51,8 +53,10 @@ async def _respond(
     request: web.Request, ctx: RequestContext, handler: Handler
 ) -> web.StreamResponse:
     try:
+        refuse_when_stopping(request)
         return await handler(request)
     except GatewayError as err:
+        note_error(ctx, err)
         return error_response(ctx.shape, err, ctx.request_id)
     except StoreUnavailable:
         return error_response(ctx.shape, STORE_DOWN, ctx.request_id)
@@ -72,9 +76,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Attach the request context; render every failure in the caller's API shape."""
     ctx = RequestContext(request_id=_request_id(request), shape=shape_for_path(request.path))
     attach(request, ctx)
+    route = _route(request)
+    flight = begin_request(request, ctx, route)
     try:
         response = await _respond(request, ctx, handler)
         if not response.prepared:
+            finish_response(request, response)
             response.headers["x-request-id"] = ctx.request_id
             for name, value in ctx.response_headers.items():
                 response.headers.setdefault(name, value)
@@ -84,4 +91,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         ctx.status = ctx.status or 499  # client closed the request
         raise
     finally:
-        log_request(ctx, request.method, _route(request))
+        end_request(request, flight)
+        log_request(ctx, request.method, route)
+        record_request(request, ctx, route)

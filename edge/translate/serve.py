@@ -11,6 +11,7 @@ from aiohttp import web
 from edge.appkeys import HTTP, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
+from edge.metrics import note_error
 from edge.relay import INTERRUPTED
 from edge.routing import Route
 from edge.sse import SSEError
@@ -74,7 +75,7 @@ async def serve(
         first = await anext(events)
         _track_usage(ctx, first)
         renderer = client.stream_renderer()
-        response = await start_stream(request, ctx, call.headers)
+        response = await start_stream(request, ctx, call.headers, terminal=client.stream_error)
         try:
             await response.write(renderer.feed(first))
             async for event in events:
@@ -84,9 +85,11 @@ async def serve(
                     await response.write(data)
             await response.write(renderer.close())
         except GatewayError as err:
+            note_error(ctx, err)
             await response.write(client.stream_error(err))
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
             cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+            note_error(ctx, cut)
             await response.write(client.stream_error(cut))
         await response.write_eof()
         return response
