@@ -25,6 +25,7 @@ from edge.identity_cache import IdentityCache
 from edge.lifecycle import Lifecycle
 from edge.metrics import FallbackSource, Metrics
 from edge.middlewares import CHAIN
+from edge.middlewares.quota import quota_headers
 from edge.quota.service import QuotaService
 from edge.settings import Settings
 from edge.store import open_store
@@ -36,7 +37,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_store(settings.store_url, settings.redis_timeout) as store:
         app[STORE] = store
         app[IDENTITY] = IdentityCache(store)
-        app[QUOTA] = QuotaService(store, app[IDENTITY], settings.catalog)
+        app[QUOTA] = QuotaService(
+            store, app[IDENTITY], settings.catalog, settings.quota, settings.redis_timeout
+        )
         for source in (store, app[IDENTITY], app[QUOTA]):
             if isinstance(source, FallbackSource):
                 app[METRICS].watch_fallbacks(source)
@@ -72,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
+    app.on_response_prepare.append(quota_headers)
     app.on_response_prepare.append(_server_header)
     setup_inference(app)
     setup_admin(app)

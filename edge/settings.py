@@ -14,6 +14,7 @@ from typing import Any
 from policies.branches import DEFAULT_HOST_PATTERN
 from policies.catalog import Catalog, CatalogError, build_catalog, default_catalog_data
 from policies.jwt_issuers import Issuer, IssuerConfigError, parse_issuers
+from policies.quota_plans import PlanError, Plans, build_plans, default_plans_data
 
 BODY_LIMIT = 32 * 1024 * 1024
 
@@ -42,6 +43,17 @@ class Shutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """Quota plans and what quotas do when the shared store fails."""
+
+    plans: Plans = field(default_factory=lambda: build_plans(default_plans_data()))
+    expected_replicas: int = 1  # each replica's share of a rate limit while Redis is down
+    budgets_fail_open: bool = False  # token/cost limits unknown: admit (True) or 503 (False)
+    reservation_ttl: float = 900.0  # an unsettled reservation (crashed replica) expires then
+    rotation_grace: float = 3600.0  # default validity of a rotated key's previous secret
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable about a gateway process."""
 
@@ -60,6 +72,7 @@ class Settings:
     log_level: str = "INFO"
     upstream_body_limit: int = 64 * 1024 * 1024
     redis_timeout: float = 0.1
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     shutdown: Shutdown = Shutdown()
     metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
     metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
@@ -107,6 +120,51 @@ def _metrics_token(env: Mapping[str, str]) -> str | None:
     if token is not None and len(token) < 16:
         raise SettingsError("EDGE_METRICS_TOKEN: use at least 16 characters")
     return token
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on", "open"):
+        return True
+    if raw in ("0", "false", "no", "off", "closed"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _quota_settings(env: Mapping[str, str], config: Mapping[str, Any]) -> QuotaSettings:
+    section = config.get("quota", {})
+    if not isinstance(section, Mapping):
+        raise SettingsError("EDGE_CONFIG [quota]: expected a table")
+    try:
+        plans = build_plans(default_plans_data(), section.get("plans"))
+    except PlanError as exc:
+        raise SettingsError(f"EDGE_CONFIG quota.{exc}") from exc
+    policy = section.get("budgets_on_store_failure", "closed")
+    if policy not in ("open", "closed"):
+        raise SettingsError("quota.budgets_on_store_failure: 'open' or 'closed'")
+    replicas = _float(env, "EDGE_EXPECTED_REPLICAS", float(section.get("expected_replicas", 1)))
+    if replicas != int(replicas):
+        raise SettingsError("EDGE_EXPECTED_REPLICAS: expected a whole number")
+    return QuotaSettings(
+        plans=plans,
+        expected_replicas=int(replicas),
+        budgets_fail_open=_flag(env, "EDGE_QUOTA_FAIL_OPEN", policy == "open"),
+        reservation_ttl=_float(
+            env, "EDGE_RESERVATION_TTL", float(section.get("reservation_ttl", 900.0))
+        ),
+        rotation_grace=_float(
+            env, "EDGE_KEY_ROTATION_GRACE", float(section.get("rotation_grace", 3600.0))
+        ),
+    )
+
+
+def admin_client_env(env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """(base URL, admin token) the `edge admin` command uses unless flags say otherwise."""
+    env = os.environ if env is None else env
+    url = env.get("EDGE_URL") or "http://127.0.0.1:8080"
+    return url.rstrip("/"), env.get("EDGE_ADMIN_TOKEN") or None
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -172,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=(env.get("EDGE_LOG_LEVEL") or "INFO").upper(),
         redis_timeout=_float(env, "EDGE_REDIS_TIMEOUT", 0.1),
+        quota=_quota_settings(env, config),
         shutdown=Shutdown(
             grace=_seconds(env, "EDGE_SHUTDOWN_GRACE", 3.0),
             timeout=_seconds(env, "EDGE_SHUTDOWN_TIMEOUT", 30.0),

@@ -1,10 +1,13 @@
 """Our own remaining allowance, reported as IETF RateLimit-Policy / RateLimit headers, and the
-exact Retry-After of a denial."""
+exact Retry-After and message of a denial."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
+
+LimitKind = Literal["requests", "tokens", "cost", "concurrency"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +20,8 @@ class LimitState:
     remaining: int
     window: int  # seconds
     reset: float  # seconds until the allowance is back (for a denial: until one more fits)
+    scope: str = "key"  # "key" or "account"
+    kind: LimitKind = "requests"
 
 
 def retry_after(seconds: float) -> int:
@@ -25,7 +30,7 @@ def retry_after(seconds: float) -> int:
 
 
 def tightest(states: list[LimitState]) -> LimitState | None:
-    """The limit closest to exhaustion, by remaining fraction then soonest reset."""
+    """The limit closest to exhaustion, by remaining fraction then latest reset."""
     if not states:
         return None
     return min(states, key=lambda s: (s.remaining / s.limit if s.limit else 0.0, -s.reset))
@@ -42,9 +47,29 @@ def ratelimit_headers(states: list[LimitState]) -> dict[str, str]:
     }
 
 
+def _amount(state: LimitState, value: int) -> str:
+    return f"{value / 1_000_000:.2f}" if state.kind == "cost" else str(value)
+
+
 def denial_message(state: LimitState) -> str:
-    """The message of a 429 that names the limit."""
+    """The message of a 429 that names the limit and the scope it applies to."""
+    what = {
+        "requests": "Rate limit exceeded",
+        "tokens": "Token limit exceeded",
+        "cost": "Budget exceeded",
+        "concurrency": "Concurrency limit exceeded",
+    }[state.kind]
     return (
-        f"Rate limit exceeded: {state.limit} {state.description}. "
+        f"{what}: {_amount(state, state.limit)} {state.description} for this {state.scope}. "
         f"Retry after {retry_after(state.reset)} seconds."
+    )
+
+
+def too_large_message(state: LimitState, needed: int) -> str:
+    """The message when one request's own estimate is over a whole limit."""
+    unit = "USD" if state.kind == "cost" else "tokens"
+    return (
+        f"Request may use up to {_amount(state, needed)} {unit}, more than the limit of "
+        f"{_amount(state, state.limit)} {state.description} for this {state.scope}. "
+        "Lower max_tokens (or the output cap of your API)."
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge.admin import audit
 from edge.admin.access import not_found, principal, require_account_access, require_global
 from edge.admin.validate import Field, body, field_error
-from edge.appkeys import STORE
+from edge.appkeys import QUOTA, STORE
 from edge.errors import GatewayError
 from edge.store.base import AlreadyExists
 from edge.store.records import Account, Branch
@@ -30,13 +31,19 @@ async def create_account(request: web.Request) -> web.Response:
     data = await body(request, {"id": ID, "plan": Field((str,), max_length=64)})
     if not valid_branch_id(data["id"]):
         raise field_error("id", "use letters, digits, '_' and '-' (at most 63)")
-    account = Account(id=data["id"], plan=data.get("plan") or "default")
+    plan = data.get("plan") or "default"
+    if plan not in request.app[QUOTA].plans:
+        raise field_error("plan", f"unknown plan; one of {request.app[QUOTA].plans.names()}")
+    account = Account(id=data["id"], plan=plan)
     try:
         await request.app[STORE].identity.create_account(account)
     except AlreadyExists as exc:
         raise GatewayError(
             409, f"account {account.id} already exists", code="already_exists"
         ) from exc
+    await audit.record(
+        request, "account.create", f"account:{account.id}", account.id, {"plan": plan}
+    )
     return web.json_response(account.to_json(), status=201)
 
 
@@ -56,6 +63,7 @@ async def get_account(request: web.Request) -> web.Response:
 
 async def _set_blocked(request: web.Request, blocked: bool) -> web.Response:
     account = await load_account(request, request.match_info["account"])
+    require_global(request)  # an account's own admin must not lift an operator's block
     reason = None
     if request.can_read_body:
         data = await body(request, {"reason": Field((str,), nullable=True, max_length=500)})
@@ -65,6 +73,8 @@ async def _set_blocked(request: web.Request, blocked: bool) -> web.Response:
     store = request.app[STORE]
     await store.identity.put_account(account)
     await store.invalidation.publish(f"account:{account.id}")
+    action = "account.block" if blocked else "account.unblock"
+    await audit.record(request, action, f"account:{account.id}", account.id, {"reason": reason})
     return web.json_response(account.to_json())
 
 
@@ -96,6 +106,8 @@ async def create_branch(request: web.Request) -> web.Response:
             409, f"branch {branch.id} already exists", code="already_exists"
         ) from exc
     await store.invalidation.publish(f"branches:{account.id}")
+    details = {"parent": parent}
+    await audit.record(request, "branch.create", f"branch:{branch.id}", account.id, details)
     return web.json_response(branch.to_json(), status=201)
 
 
@@ -105,3 +117,24 @@ async def list_branches(request: web.Request) -> web.Response:
     tree = await request.app[STORE].identity.branches(account.id)
     data = [b.to_json() for b in sorted(tree.values(), key=lambda b: b.created_at)]
     return web.json_response({"object": "list", "data": data})
+
+
+async def delete_branch(request: web.Request) -> web.Response:
+    """DELETE /admin/v1/accounts/{account}/branches/{branch}: leaves only."""
+    account = await load_account(request, request.match_info["account"])
+    branch_id = request.match_info["branch"]
+    store = request.app[STORE]
+    tree = await store.identity.branches(account.id)
+    if branch_id not in tree:
+        raise not_found("branch")
+    children = sorted(b.id for b in tree.values() if b.parent == branch_id)
+    if children:
+        raise GatewayError(
+            409,
+            f"branch {branch_id} has child branches ({', '.join(children[:5])}); delete them first",
+            code="branch_not_leaf",
+        )
+    await store.identity.delete_branch(account.id, branch_id)
+    await store.invalidation.publish(f"branches:{account.id}")
+    await audit.record(request, "branch.delete", f"branch:{branch_id}", account.id)
+    return web.json_response({"id": branch_id, "account": account.id, "deleted": True})

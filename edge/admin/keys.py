@@ -1,18 +1,22 @@
-"""API keys: create (the secret shown once), list, get, revoke; per-key quota and usage."""
+"""API keys: create (the secret shown once), list, get, revoke, rotate."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from aiohttp import web
 
+from edge.admin import audit
 from edge.admin.access import not_found, principal, require_account_access
 from edge.admin.accounts import load_account
 from edge.admin.validate import Field, body, field_error
-from edge.appkeys import SETTINGS, STORE
+from edge.appkeys import QUOTA, SETTINGS, STORE
+from edge.errors import GatewayError
 from edge.store.records import KeyRecord
-from edge.store.usage import day_of
-from policies.credentials import KNOWN_SCOPES, SCOPE_INVOKE, hash_key, new_api_key
+from policies.credentials import KEY_PREFIX, KNOWN_SCOPES, SCOPE_INVOKE, hash_key, new_api_key
+
+MAX_GRACE = 7 * 86400
 
 
 async def load_key(request: web.Request) -> KeyRecord:
@@ -40,6 +44,9 @@ async def create_key(request: web.Request) -> web.Response:
     scopes = data.get("scopes", [SCOPE_INVOKE])
     if not scopes or any(not isinstance(s, str) or s not in KNOWN_SCOPES for s in scopes):
         raise field_error("scopes", f"a non-empty subset of {sorted(KNOWN_SCOPES)}")
+    plan = data.get("plan")
+    if plan is not None and plan not in request.app[QUOTA].plans:
+        raise field_error("plan", f"unknown plan; one of {request.app[QUOTA].plans.names()}")
     store = request.app[STORE]
     branch = data.get("branch")
     if branch is not None and branch not in await store.identity.branches(account.id):
@@ -56,6 +63,8 @@ async def create_key(request: web.Request) -> web.Response:
     )
     await store.identity.create_key(record)
     await store.invalidation.publish(f"key:{key_id}")  # drops a cached "unknown key" answer
+    details = {"scopes": record.scopes, "branch": branch, "plan": record.plan}
+    await audit.record(request, "key.create", f"key:{key_id}", account.id, details)
     return web.json_response({**record.public(), "key": secret}, status=201)
 
 
@@ -63,6 +72,8 @@ async def list_keys(request: web.Request) -> web.Response:
     """GET /admin/v1/keys?account=..."""
     account = request.query.get("account") or principal(request).account
     if account is not None:
+        if len(account) > 64:
+            raise field_error("account", "longer than 64")
         require_account_access(request, account)
     keys = await request.app[STORE].identity.list_keys(account)
     return web.json_response({"object": "list", "data": [k.public() for k in keys]})
@@ -81,35 +92,29 @@ async def revoke_key(request: web.Request) -> web.Response:
         store = request.app[STORE]
         await store.identity.put_key(key)
         await store.invalidation.publish(f"key:{key.id}")
+        await audit.record(request, "key.revoke", f"key:{key.id}", key.account)
     return web.json_response(key.public())
 
 
-async def put_key_quota(request: web.Request) -> web.Response:
-    """PUT /admin/v1/keys/{key_id}/quota."""
+async def rotate_key(request: web.Request) -> web.Response:
+    """POST /admin/v1/keys/{key_id}/rotate: a new secret (shown once); the previous one stays
+    valid for `grace_seconds` (default: the configured rotation grace, one hour)."""
     key = await load_key(request)
-    data = await body(request, {"requests_per_minute": Field((int,), nullable=True, minimum=1)})
-    key.quota = {k: v for k, v in data.items() if v is not None}
+    grace = request.app[SETTINGS].quota.rotation_grace
+    if request.body_exists:
+        data = await body(request, {"grace_seconds": Field((int,), minimum=0, maximum=MAX_GRACE)})
+        grace = data.get("grace_seconds", grace)
+    if key.revoked:
+        raise GatewayError(409, "a revoked key cannot be rotated", code="key_revoked")
+    secret = f"{KEY_PREFIX}{key.id}_{secrets.token_urlsafe(32)}"
+    now = time.time()
+    key.previous_hash = key.hash if grace > 0 else None
+    key.previous_valid_until = now + grace if grace > 0 else None
+    key.hash = hash_key(request.app[SETTINGS].hmac_secret, secret)
     store = request.app[STORE]
     await store.identity.put_key(key)
     await store.invalidation.publish(f"key:{key.id}")
-    return web.json_response({"key": key.id, "quota": key.quota})
-
-
-async def key_usage(request: web.Request) -> web.Response:
-    """GET /admin/v1/keys/{key_id}/usage: totals for today and the last 30 days."""
-    key = await load_key(request)
-    now = time.time()
-    days = [day_of(now - 86400 * i) for i in range(30)]
-    rows = await request.app[STORE].usage.days(f"key:{key.id}", days)
-    totals: dict[str, int] = {}
-    for row in rows.values():
-        for name, value in row.items():
-            totals[name] = totals.get(name, 0) + value
-    return web.json_response(
-        {
-            "key": key.id,
-            "today": rows[days[0]],
-            "last_30_days": totals,
-            "days": [{"day": d, **rows[d]} for d in days],
-        }
+    await audit.record(
+        request, "key.rotate", f"key:{key.id}", key.account, {"grace_seconds": grace}
     )
+    return web.json_response({**key.public(), "key": secret})

@@ -1,143 +1,329 @@
-"""Admission before a request runs, and settlement of its real usage after."""
+"""Admission before a request runs, and settlement of its real usage after.
+
+Before the upstream call: every request-rate hit (`limits`) and the reservation script run
+concurrently, so a decision costs one Redis round trip of latency. After it: the settle script
+and the daily usage record, again concurrently.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.identity_cache import IdentityCache
-from edge.store import Store, StoreUnavailable
+from edge.quota.demand import Demand, RateCheck, Scope, SlotCheck, build_demand
+from edge.quota.denials import ACCOUNT_BLOCKED, BUDGET_UNAVAILABLE, limit_exceeded
+from edge.quota.fallback import Breaker, FallbackCounter
+from edge.quota.rates import RateLimits, rate_item
+from edge.quota.reservation import Reservation
+from edge.settings import QuotaSettings
+from edge.store import Store
+from edge.store.quota import MemoryQuota, QuotaStore, ReserveResult, Slot
+from edge.store.records import Account, KeyRecord
 from edge.usage import Usage
-from policies.catalog import Catalog
-from policies.ratelimit import LimitState, denial_message, ratelimit_headers, retry_after
+from policies.catalog import Catalog, Model
+from policies.quota import Rules, rules_from
+from policies.quota_estimate import cost_micros, estimate
+from policies.quota_plans import Plans
+from policies.ratelimit import LimitState, ratelimit_headers
 
-ACCOUNT_BLOCKED = GatewayError(
-    429,
-    "Your account's AI Gateway quota is blocked. Contact your administrator.",
-    code="REQUEST_LIMIT_EXCEEDED",
-    type="rate_limit_error",
-    headers={"Retry-After": "3600"},
-)
-
-
-def limits_storage(store: Store) -> Storage:
-    """The `limits` storage for a store: in-process, or Redis sharing the gateway's pool."""
-    if store.redis is None:
-        return MemoryStorage()
-    return RedisStorage(
-        "async+redis://",
-        implementation="redispy",
-        connection_pool=store.redis.connection_pool,  # type: ignore[arg-type]
-    )
+__all__ = ["Admission", "QuotaService", "Reservation"]
+log = logging.getLogger(__name__)
+STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 
 
-@dataclass(slots=True)
-class Reservation:
-    """Tokens and cost held for one call until it settles.
-
-    Serializable, so a background run finished by another process can settle it.
-    """
-
-    id: str
-    account: str
-    key_id: str | None
-    model: str | None
-    tokens: int = 0
-    cost_micros: int = 0
-    created_at: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Reservation:
-        """Parse a stored reservation."""
-        return cls(**data)
+class _StoreDown(Exception):
+    """The shared store did not answer in time: decide locally."""
 
 
 class Admission:
     """An admitted request: the limit states to report, and its reservation."""
 
-    def __init__(self, states: list[LimitState], reservation: Reservation) -> None:
+    def __init__(
+        self,
+        states: list[LimitState],
+        reservation: Reservation,
+        pending: asyncio.Task[list[LimitState]] | None = None,
+    ) -> None:
         self.states = states
         self.reservation = reservation
+        self._pending = pending  # request-rate states, read while the upstream call runs
 
     @property
     def headers(self) -> dict[str, str]:
-        """RateLimit headers for our own tightest limit."""
+        """RateLimit headers from the states known at admission."""
         return ratelimit_headers(self.states)
+
+    async def all_states(self, wait: float) -> list[LimitState]:
+        """Every state, waiting at most `wait` seconds for the request-rate ones."""
+        if self._pending is None:
+            return self.states
+        try:
+            async with asyncio.timeout(wait):
+                rates = await asyncio.shield(self._pending)
+        except TimeoutError:
+            rates = []
+        return [*self.states, *rates]
 
 
 class QuotaService:
     """Decides whether a request may run, and records what it used."""
 
-    def __init__(self, store: Store, identity: IdentityCache, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        identity: IdentityCache,
+        catalog: Catalog,
+        settings: QuotaSettings | None = None,
+        redis_timeout: float = 0.1,
+    ) -> None:
         self._store = store
         self._identity = identity
         self._catalog = catalog
-        self._limiter = MovingWindowRateLimiter(limits_storage(store))
+        self.settings = settings or QuotaSettings()
+        self.timeout = redis_timeout
+        self.rates = RateLimits(store.redis)
+        self._local: QuotaStore = MemoryQuota()  # while the shared store is down
+        self.fallbacks = FallbackCounter()
+        self._breaker = Breaker()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def admit(self, ctx: RequestContext) -> Admission:
-        """Refuse with 429 when a limit is exhausted or the account is blocked."""
+    @property
+    def store(self) -> Store:
+        """The store the quotas count in."""
+        return self._store
+
+    def fallback_counts(self) -> Mapping[str, int]:
+        """Fallback decisions so far, by kind (read by the metrics exporter)."""
+        return self.fallbacks.snapshot()
+
+    @property
+    def plans(self) -> Plans:
+        """The configured plans."""
+        return self.settings.plans
+
+    def scopes(self, account: Account, key: KeyRecord | None) -> list[Scope]:
+        """The key's own limits (its plan, if any, plus overrides), then the account's."""
+        plans = self.settings.plans
+        out = []
+        if key is not None:
+            values = plans.merged(key.plan, key.quota) if key.plan else dict(key.quota)
+            out.append(Scope("key", f"key:{key.id}", rules_from(values)))
+        out.append(Scope("account", "account", plans.rules(account.plan, account.quota)))
+        return out
+
+    def _estimate_rules(self, account: Account, key: KeyRecord | None) -> Rules:
+        plans = self.settings.plans
+        values = plans.merged(account.plan, account.quota)
+        if key is not None:
+            values.update(plans.merged(key.plan, key.quota) if key.plan else key.quota)
+        return rules_from(values)
+
+    def _model(self, name: object) -> Model | None:
+        return self._catalog.resolve(name) if isinstance(name, str) and name else None
+
+    async def admit(self, ctx: RequestContext, model_name: str | None = None) -> Admission:
+        """Admit the call or raise 429 (a limit) / 503 (a budget that cannot be checked)."""
         principal = ctx.principal
         if principal is None or principal.account is None:
             raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
         account = await self._identity.account(principal.account)
         if account is None or account.blocked:
             raise ACCOUNT_BLOCKED
-        states: list[LimitState] = []
-        if principal.kind == "key":
-            key = await self._identity.key(principal.subject)
-            rpm = key.quota.get("requests_per_minute") if key else None
-            if isinstance(rpm, int) and rpm > 0:
-                states.append(
-                    await self._hit(RateLimitItemPerMinute(rpm), "key", principal.subject)
-                )
+        key = await self._identity.key(principal.subject) if principal.kind == "key" else None
+        payload = ctx.payload if isinstance(ctx.payload, dict) else {}
+        name = model_name or payload.get("model") or ctx.model
+        model = self._model(name)
+        rules = self._estimate_rules(account, key)
+        est = estimate(len(ctx.body or b""), payload, rules, model)
+        now = time.time()
+        demand = build_demand(account.id, self.scopes(account, key), est, now)
         reservation = Reservation(
-            id=secrets.token_hex(8),
-            account=principal.account,
-            key_id=principal.subject if principal.kind == "key" else None,
-            model=ctx.model,
+            id=secrets.token_hex(12),
+            account=account.id,
+            key_id=key.id if key else None,
+            model=model.id if model else (name if isinstance(name, str) else None),
+            tokens=est.tokens,
+            cost_micros=est.cost_micros,
+            holds=[[c.hold.key, c.rule.kind, c.hold.amount] for c in demand.counters],
+            slots=[s.slot.key for s in demand.slots],
         )
-        return Admission(states, reservation)
+        if self._store.shared and self._breaker.allows():
+            try:
+                return await self._admit_shared(demand, reservation, now)
+            except _StoreDown:
+                pass
+        return await self._admit_local(demand, reservation, now, fallback=self._store.shared)
 
-    async def _hit(self, item: RateLimitItem, *ids: str) -> LimitState:
-        try:
-            allowed = await self._limiter.hit(item, *ids)
-            stats = await self._limiter.get_window_stats(item, *ids)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        state = LimitState(
-            policy="key-rpm",
-            description="requests per minute",
-            limit=item.amount,
-            remaining=stats.remaining,
-            window=item.get_expiry(),
-            reset=max(0.0, stats.reset_time - time.time()),
+    async def _admit_shared(
+        self, demand: Demand, reservation: Reservation, now: float
+    ) -> Admission:
+        hits = [self.rates.hit(c.strategy, c.item, c.ident, False) for c in demand.rates]
+        reserve = self._store.quota.reserve(
+            reservation.marker,
+            reservation.id,
+            demand.holds,
+            [s.slot for s in demand.slots],
+            self.settings.reservation_ttl,
         )
-        if not allowed:
-            raise GatewayError(
-                429,
-                denial_message(state),
-                code="REQUEST_LIMIT_EXCEEDED",
-                type="rate_limit_error",
-                headers={
-                    "Retry-After": str(retry_after(state.reset)),
-                    **ratelimit_headers([state]),
-                },
+        try:
+            async with asyncio.timeout(self.timeout):
+                results = await asyncio.gather(*hits, reserve, return_exceptions=True)
+        except TimeoutError as exc:
+            # The script may still have run: release it (settling is idempotent).
+            self._background(self._release(reservation))
+            raise _StoreDown from exc
+        failures = [r for r in results if isinstance(r, BaseException)]
+        outcome = results[-1]
+        if failures:
+            if any(isinstance(f, RedisConnectionError | ConnectionError) for f in failures):
+                self._breaker.trip()
+            if isinstance(outcome, ReserveResult) and outcome.admitted:
+                self._background(self._release(reservation))
+            for failure in failures:
+                if not isinstance(failure, STORE_ERRORS):
+                    raise failure
+            raise _StoreDown
+        self._breaker.reset()
+        assert isinstance(outcome, ReserveResult)
+        allowed = [bool(r) for r in results[:-1]]
+        return await self._decide(demand, reservation, outcome, allowed, now, local=False)
+
+    async def _admit_local(
+        self, demand: Demand, reservation: Reservation, now: float, fallback: bool
+    ) -> Admission:
+        store = self._store.quota
+        rates = demand.rates
+        if fallback:
+            store = self._local
+            reservation.local = True
+            if demand.counters:
+                if not self.settings.budgets_fail_open:
+                    self.fallbacks.record("budget_closed")
+                    raise BUDGET_UNAVAILABLE
+                self.fallbacks.record("budget_open")
+                demand.counters = []
+                reservation.holds = []
+            rates = [self._share(c) for c in rates]
+            if rates:
+                self.fallbacks.record("rate_local")
+            if any(s.slot.limit is not None for s in demand.slots):
+                self.fallbacks.record("concurrency_local")
+            demand.slots = [self._share_slot(s) for s in demand.slots]
+            demand.rates = rates
+        allowed = []
+        for check in rates:
+            allowed.append(await self.rates.hit(check.strategy, check.item, check.ident, fallback))
+            if not allowed[-1]:
+                break
+        allowed += [True] * (len(rates) - len(allowed))
+        outcome = await store.reserve(
+            reservation.marker,
+            reservation.id,
+            demand.holds,
+            [s.slot for s in demand.slots],
+            self.settings.reservation_ttl,
+        )
+        return await self._decide(demand, reservation, outcome, allowed, now, local=fallback)
+
+    def _share(self, check: RateCheck) -> RateCheck:
+        """This replica's share of a rate limit while the limits cannot be shared."""
+        amount = max(1, check.rule.limit // self.settings.expected_replicas)
+        item = rate_item(check.rule.period, amount)
+        return RateCheck(check.scope, check.rule, check.strategy, item, check.ident)
+
+    def _share_slot(self, check: SlotCheck) -> SlotCheck:
+        limit = check.slot.limit
+        if limit is not None:
+            limit = max(1, limit // self.settings.expected_replicas)
+        return SlotCheck(check.scope, Slot(check.slot.key, limit))
+
+    async def _decide(
+        self,
+        demand: Demand,
+        reservation: Reservation,
+        outcome: ReserveResult,
+        allowed: list[bool],
+        now: float,
+        local: bool,
+    ) -> Admission:
+        denied_rates = [c for c, ok in zip(demand.rates, allowed, strict=True) if not ok]
+        if not denied_rates and outcome.admitted:
+            states = [
+                c.state(used + c.hold.amount, now)
+                for c, used in zip(demand.counters, outcome.values, strict=True)
+            ]
+            pending = None
+            if demand.rates:
+                pending = asyncio.get_running_loop().create_task(
+                    self._rate_states(demand.rates, local)
+                )
+            return Admission(states, reservation, pending)
+        if outcome.admitted:
+            await self._release(reservation)
+        refusals: list[tuple[LimitState, int | None]] = [
+            (await self._rate_refusal(c, local), None) for c in denied_rates
+        ]
+        if not outcome.admitted and outcome.denied is not None:
+            refusals.append(self._store_refusal(demand, outcome, now))
+        # The call fits again only when every refusing limit does: report the latest.
+        state, needed = max(refusals, key=lambda r: r[0].reset)
+        raise limit_exceeded(state, needed)
+
+    def _store_refusal(
+        self, demand: Demand, outcome: ReserveResult, now: float
+    ) -> tuple[LimitState, int | None]:
+        index = outcome.denied or 0
+        if index < len(demand.counters):
+            check = demand.counters[index]
+            return check.state(outcome.values[index], now), check.hold.amount
+        slot = demand.slots[index - len(demand.counters)]
+        return slot.state(slot.slot.limit or 0), None
+
+    async def _rate_refusal(self, check: RateCheck, local: bool) -> LimitState:
+        reset = float(check.item.get_expiry())
+        try:
+            async with asyncio.timeout(self.timeout):
+                stats = await self.rates.stats(check.strategy, check.item, check.ident, local)
+            reset = stats.reset_time - time.time()
+        except STORE_ERRORS:
+            pass  # the window length is a safe upper bound
+        return check.state(0, reset)
+
+    async def _rate_states(self, checks: list[RateCheck], local: bool) -> list[LimitState]:
+        try:
+            found = await asyncio.gather(
+                *(self.rates.stats(c.strategy, c.item, c.ident, local) for c in checks)
             )
-        return state
+        except STORE_ERRORS:
+            return []
+        now = time.time()
+        return [
+            c.state(s.remaining, s.reset_time - now) for c, s in zip(checks, found, strict=True)
+        ]
+
+    async def _release(self, reservation: Reservation) -> None:
+        """Give back everything a reservation holds (a refused or failed call)."""
+        store = self._local if reservation.local else self._store.quota
+        deltas = reservation.deltas(0, 0)
+        try:
+            await store.settle(reservation.marker, reservation.id, deltas, reservation.slots)
+        except STORE_ERRORS as exc:
+            log.warning("reservation not released (%s); it expires", type(exc).__name__)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def settle(self, ctx: RequestContext) -> None:
         """Settle a request's reservation with its real usage (unless a background run took it)."""
@@ -149,12 +335,10 @@ class QuotaService:
     async def settle_reservation(self, reservation: Reservation, usage: Usage | None) -> None:
         """Charge the real usage (refunding the rest of the reservation) and record it."""
         usage = usage or Usage()
-        model = self._catalog.resolve(reservation.model) if reservation.model else None
-        cost = (
-            model.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
-            if model
-            else 0.0
-        )
+        model = self._model(reservation.model)
+        tokens = usage.input_tokens + usage.output_tokens
+        cost = cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        store = self._local if reservation.local else self._store.quota
         scopes = [f"account:{reservation.account}"]
         if reservation.key_id:
             scopes.append(f"key:{reservation.key_id}")
@@ -163,9 +347,24 @@ class QuotaService:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
-            "cost_micros": round(cost * 1_000_000),
+            "cost_micros": cost,
         }
-        await self._store.usage.record(scopes, counts, time.time())
+        results = await asyncio.gather(
+            store.settle(
+                reservation.marker,
+                reservation.id,
+                reservation.deltas(tokens, cost),
+                reservation.slots,
+            ),
+            self._store.usage.record(scopes, counts, time.time()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, STORE_ERRORS):
+                self.fallbacks.record("settle_lost")
+                log.warning("usage not settled (%s); the reservation expires", type(result))
+            elif isinstance(result, BaseException):
+                raise result
 
     def settle_later(self, ctx: RequestContext) -> asyncio.Task[None]:
         """Settle in a task of its own, so a cancelled request still gets its usage recorded."""

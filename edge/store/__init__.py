@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from edge.store.audit import AuditLog, MemoryAudit, RedisAudit
 from edge.store.base import IdentityStore, Invalidation, StoreUnavailable
 from edge.store.memory import LocalInvalidation, MemoryIdentity
+from edge.store.quota import MemoryQuota, QuotaStore
+from edge.store.quota_redis import RedisQuota
 from edge.store.redis_identity import RedisIdentity
 from edge.store.redis_pubsub import RedisInvalidation
 from edge.store.usage import MemoryUsage, RedisUsage, UsageStore
@@ -29,6 +32,8 @@ class Store:
     invalidation: Invalidation
     usage: UsageStore
     redis: Redis | None = None
+    quota: QuotaStore = field(default_factory=MemoryQuota)
+    audit: AuditLog = field(default_factory=MemoryAudit)
 
     @property
     def shared(self) -> bool:
@@ -79,6 +84,8 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
             invalidation=invalidation,
             usage=RedisUsage(redis),
             redis=redis,
+            quota=RedisQuota(redis),
+            audit=RedisAudit(redis),
         )
     finally:
         await invalidation.stop()

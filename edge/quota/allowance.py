@@ -1,0 +1,64 @@
+"""Read-back for administrators: each limit of a scope with its use in the current window and
+what remains of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from edge.quota.demand import Scope, build_demand
+from edge.store import StoreUnavailable
+from policies.quota_estimate import Estimate
+from policies.ratelimit import LimitState
+
+if TYPE_CHECKING:
+    from edge.quota.service import QuotaService
+
+_NO_CALL = Estimate(0, 0, 0)
+
+
+def _row(name: str, state: LimitState, used: int) -> dict[str, Any]:
+    scale = 1_000_000 if state.kind == "cost" else 1
+    return {
+        "name": name,
+        "scope": state.scope,
+        "kind": state.kind,
+        "limit": state.limit / scale if scale > 1 else state.limit,
+        "used": used / scale if scale > 1 else used,
+        "remaining": state.remaining / scale if scale > 1 else state.remaining,
+        "window_seconds": state.window,
+        "resets_in": round(max(0.0, state.reset), 3),
+    }
+
+
+async def allowance(
+    service: QuotaService, account: str, scopes: list[Scope]
+) -> tuple[list[dict[str, Any]], int]:
+    """(one row per limit, calls in flight in the first scope)."""
+    now = time.time()
+    demand = build_demand(account, scopes, _NO_CALL, now)
+    store = service.store.quota
+    try:
+        async with asyncio.timeout(max(service.timeout * 5, 0.5)):
+            stats = await asyncio.gather(
+                *(service.rates.stats(c.strategy, c.item, c.ident, False) for c in demand.rates)
+            )
+            values, counts = await store.read(
+                [c.hold.key for c in demand.counters], [s.slot.key for s in demand.slots]
+            )
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+    rows = []
+    for check, found in zip(demand.rates, stats, strict=True):
+        state = check.state(found.remaining, found.reset_time - now)
+        rows.append(_row(check.rule.field, state, check.rule.limit - found.remaining))
+    for counter, value in zip(demand.counters, values, strict=True):
+        rows.append(_row(counter.rule.field, counter.state(value, now), value))
+    for slot, count in zip(demand.slots, counts, strict=True):
+        if slot.slot.limit is not None:
+            state = slot.state(count)
+            rows.append(_row("max_concurrent", state, count))
+    return rows, counts[0] if counts else 0

@@ -1,0 +1,132 @@
+"""What one call asks of its limits: the request-rate hits, the counter holds and the in-flight
+slots of each scope (the key, then its account), built from the effective rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem
+
+from edge.quota.rates import rate_item
+from edge.store.quota import Hold, Slot, counter_key, slots_key
+from policies.quota import CounterRule, RequestRule, Rules, Strategy, describe
+from policies.quota_estimate import Estimate, period_length, window
+from policies.ratelimit import LimitState
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A key or an account, with its effective rules."""
+
+    name: str  # "key" or "account"
+    ident: str  # "key:<id>" or "account"
+    rules: Rules
+
+
+@dataclass(frozen=True, slots=True)
+class RateCheck:
+    """One request-rate limit to hit."""
+
+    scope: str
+    rule: RequestRule
+    strategy: Strategy
+    item: RateLimitItem
+    ident: str
+
+    def state(self, remaining: int, reset: float) -> LimitState:
+        """This limit's state for headers and messages."""
+        description, token = describe(self.rule.field)
+        return LimitState(
+            policy=f"{self.scope}-{token}",
+            description=description,
+            limit=self.rule.limit,
+            remaining=remaining,
+            window=self.item.get_expiry(),
+            reset=max(0.0, reset),
+            scope=self.scope,
+            kind="requests",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCheck:
+    """One token or cost limit, with the hold this call places on it."""
+
+    scope: str
+    rule: CounterRule
+    hold: Hold
+    length: int
+
+    def state(self, used: int, now: float) -> LimitState:
+        """This limit's state once `used` is counted."""
+        description, token = describe(self.rule.field)
+        return LimitState(
+            policy=f"{self.scope}-{token}",
+            description=description,
+            limit=self.rule.limit,
+            remaining=max(0, self.rule.limit - used),
+            window=self.length,
+            reset=max(0.0, self.hold.expires_at - now),
+            scope=self.scope,
+            kind=self.rule.kind,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SlotCheck:
+    """An in-flight set, with its limit (None: tracked only)."""
+
+    scope: str
+    slot: Slot
+
+    def state(self, in_flight: int) -> LimitState:
+        """The concurrency limit's state (for messages: it is no time window)."""
+        limit = self.slot.limit or 0
+        return LimitState(
+            policy=f"{self.scope}-conc",
+            description="concurrent requests",
+            limit=limit,
+            remaining=max(0, limit - in_flight),
+            window=1,
+            reset=1.0,
+            scope=self.scope,
+            kind="concurrency",
+        )
+
+
+@dataclass(slots=True)
+class Demand:
+    """Everything one call checks, and the estimate it holds."""
+
+    estimate: Estimate
+    rates: list[RateCheck] = field(default_factory=list)
+    counters: list[CounterCheck] = field(default_factory=list)
+    slots: list[SlotCheck] = field(default_factory=list)
+
+    @property
+    def holds(self) -> list[Hold]:
+        """The counter holds, in order."""
+        return [c.hold for c in self.counters]
+
+
+def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: float) -> Demand:
+    """The checks of every scope for one call."""
+    demand = Demand(estimate)
+    for scope in scopes:
+        rules = scope.rules
+        for rule in rules.requests:
+            item = rate_item(rule.period, rule.limit)
+            ident = f"{account}/{scope.ident}/{rule.field}"
+            demand.rates.append(RateCheck(scope.name, rule, rules.strategy, item, ident))
+        for counter in rules.counters:
+            bucket, end = window(counter.period, now)
+            amount = estimate.tokens if counter.kind == "tokens" else estimate.cost_micros
+            key = counter_key(account, scope.ident, counter.field, bucket)
+            hold = Hold(key=key, amount=amount, limit=counter.limit, expires_at=end)
+            length = period_length(counter.period, now)
+            demand.counters.append(CounterCheck(scope.name, counter, hold, length))
+        # Every call joins its scope's in-flight set, limited or not: open reservations stay
+        # visible (usage read-back, leak checks) and a limit set later counts them at once.
+        slot = Slot(slots_key(account, scope.ident), rules.max_concurrent)
+        demand.slots.append(SlotCheck(scope.name, slot))
+    return demand

@@ -1,0 +1,170 @@
+"""Quota rules: the fields a plan or an override may set, their validation, and the effective
+rules of one scope (a key or an account) once a plan and its overrides are merged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Strategy = Literal["moving-window", "sliding-window-counter"]
+STRATEGIES: tuple[Strategy, ...] = ("moving-window", "sliding-window-counter")
+Period = Literal["second", "minute", "hour", "day", "month"]
+CounterKind = Literal["tokens", "cost"]
+
+# Request-rate limits (counted by the `limits` library): field -> window.
+REQUEST_FIELDS: dict[str, Period] = {
+    "requests_per_second": "second",
+    "requests_per_minute": "minute",
+    "requests_per_hour": "hour",
+    "requests_per_day": "day",
+}
+# Token windows and budgets (counted by the reservation script): field -> window.
+TOKEN_FIELDS: dict[str, Period] = {
+    "tokens_per_minute": "minute",
+    "tokens_per_hour": "hour",
+    "tokens_per_day": "day",
+    "tokens_per_month": "month",
+}
+COST_FIELDS: dict[str, Period] = {"cost_per_day_usd": "day", "cost_per_month_usd": "month"}
+INT_FIELDS = (
+    *REQUEST_FIELDS,
+    *TOKEN_FIELDS,
+    "max_concurrent",
+    "default_max_output_tokens",
+)
+LIMIT_FIELDS = (*REQUEST_FIELDS, *TOKEN_FIELDS, *COST_FIELDS, "max_concurrent")
+SETTING_FIELDS = ("strategy", "default_max_output_tokens", "bytes_per_token")
+QUOTA_FIELDS = (*LIMIT_FIELDS, *SETTING_FIELDS)
+MAX_LIMIT = 10**15
+FALLBACK_OUTPUT_CAP = 4096
+
+# How a message and a header token name each limit.
+DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "requests_per_second": ("requests per second", "rps"),
+    "requests_per_minute": ("requests per minute", "rpm"),
+    "requests_per_hour": ("requests per hour", "rph"),
+    "requests_per_day": ("requests per day", "rpd"),
+    "tokens_per_minute": ("tokens per minute", "tpm"),
+    "tokens_per_hour": ("tokens per hour", "tph"),
+    "tokens_per_day": ("tokens per day", "tpd"),
+    "tokens_per_month": ("tokens per month", "tpmo"),
+    "cost_per_day_usd": ("USD of cost budget per day", "cpd"),
+    "cost_per_month_usd": ("USD of cost budget per month", "cpmo"),
+    "max_concurrent": ("concurrent requests", "conc"),
+}
+
+
+class QuotaError(ValueError):
+    """An invalid quota field; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"'{field}': {message}")
+        self.field = field
+        self.message = message
+
+
+def _check_value(name: str, value: Any) -> Any:
+    if name == "strategy":
+        if value not in STRATEGIES:
+            raise QuotaError(name, f"must be one of {list(STRATEGIES)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise QuotaError(name, "expected a number")
+    if isinstance(value, float) and value.is_integer() and name in INT_FIELDS:
+        value = int(value)  # JSON Schema counts 5.0 as an integer
+    if name in INT_FIELDS and not isinstance(value, int):
+        raise QuotaError(name, "expected an integer")
+    if not 0 < value <= MAX_LIMIT:
+        raise QuotaError(name, f"must be > 0 and <= {MAX_LIMIT}")
+    if name == "bytes_per_token" and value > 64:
+        raise QuotaError(name, "must be <= 64")
+    return value
+
+
+def validate_quota(data: Any, *, allow_null: bool = True) -> dict[str, Any]:
+    """Check a quota table (plan body or override); null (where allowed) lifts a plan's limit."""
+    if not isinstance(data, Mapping):
+        raise QuotaError("quota", "expected an object")
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in QUOTA_FIELDS:
+            raise QuotaError(str(name), "unknown quota field")
+        if value is None:
+            if not allow_null or name in SETTING_FIELDS:
+                raise QuotaError(name, "must not be null")
+            out[name] = None
+            continue
+        out[name] = _check_value(name, value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRule:
+    """N requests per window."""
+
+    field: str
+    period: Period
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRule:
+    """Tokens or cost (in micro-USD) per window or calendar period."""
+
+    field: str
+    kind: CounterKind
+    period: Period
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The effective limits of one scope."""
+
+    strategy: Strategy = "moving-window"
+    requests: tuple[RequestRule, ...] = ()
+    counters: tuple[CounterRule, ...] = ()
+    max_concurrent: int | None = None
+    default_max_output_tokens: int = FALLBACK_OUTPUT_CAP
+    bytes_per_token: float = 2.0
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is limited."""
+        return not self.requests and not self.counters and self.max_concurrent is None
+
+
+def rules_from(values: Mapping[str, Any]) -> Rules:
+    """Build rules from a merged, validated quota table (None values mean "no limit")."""
+    requests = tuple(
+        RequestRule(name, period, int(values[name]))
+        for name, period in REQUEST_FIELDS.items()
+        if values.get(name) is not None
+    )
+    tokens = tuple(
+        CounterRule(name, "tokens", period, int(values[name]))
+        for name, period in TOKEN_FIELDS.items()
+        if values.get(name) is not None
+    )
+    costs = tuple(
+        CounterRule(name, "cost", period, round(float(values[name]) * 1_000_000))
+        for name, period in COST_FIELDS.items()
+        if values.get(name) is not None
+    )
+    concurrent = values.get("max_concurrent")
+    return Rules(
+        strategy=values.get("strategy") or "moving-window",
+        requests=requests,
+        counters=tokens + costs,
+        max_concurrent=int(concurrent) if concurrent is not None else None,
+        default_max_output_tokens=int(
+            values.get("default_max_output_tokens") or FALLBACK_OUTPUT_CAP
+        ),
+        bytes_per_token=float(values.get("bytes_per_token") or 2.0),
+    )
+
+
+def describe(field: str) -> tuple[str, str]:
+    """(how a message names a limit, its short header token)."""
+    return DESCRIPTIONS.get(field, (field.replace("_", " "), field))
