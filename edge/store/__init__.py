@@ -18,6 +18,9 @@ from edge.store.quota import MemoryQuota, QuotaStore
 from edge.store.quota_redis import RedisQuota
 from edge.store.redis_identity import RedisIdentity
 from edge.store.redis_pubsub import RedisInvalidation
+from edge.store.responses import MemoryResponses, ResponseStore
+from edge.store.responses_jobs import JobQueue, MemoryJobs, RedisJobs
+from edge.store.responses_redis import RedisResponses
 from edge.store.usage import MemoryUsage, RedisUsage, UsageStore
 
 __all__ = ["Store", "StoreUnavailable", "open_store"]
@@ -31,6 +34,8 @@ class Store:
     identity: IdentityStore
     invalidation: Invalidation
     usage: UsageStore
+    responses: ResponseStore
+    jobs: JobQueue
     redis: Redis | None = None
     quota: QuotaStore = field(default_factory=MemoryQuota)
     audit: AuditLog = field(default_factory=MemoryAudit)
@@ -71,18 +76,26 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
             identity=MemoryIdentity(),
             invalidation=LocalInvalidation(),
             usage=MemoryUsage(),
+            responses=MemoryResponses(),
+            jobs=MemoryJobs(),
         )
         return
     redis = redis_client(url, redis_timeout)
     subscriber = Redis.from_url(url, socket_connect_timeout=max(redis_timeout, 1.0))
     invalidation = RedisInvalidation(redis, subscriber)
     invalidation.start()
+    # Blocking reads (event log tails, the job queue) wait up to a few seconds: their own pool.
+    blocking = Redis.from_url(
+        url, socket_timeout=30.0, socket_connect_timeout=max(redis_timeout, 1.0)
+    )
     try:
         yield Store(
             url=url,
             identity=RedisIdentity(redis),
             invalidation=invalidation,
             usage=RedisUsage(redis),
+            responses=RedisResponses(redis, blocking),
+            jobs=RedisJobs(redis, blocking),
             redis=redis,
             quota=RedisQuota(redis),
             audit=RedisAudit(redis),
@@ -90,4 +103,5 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
     finally:
         await invalidation.stop()
         await subscriber.aclose()
+        await blocking.aclose()
         await redis.aclose()
