@@ -167,6 +167,20 @@ def admin_client_env(env: Mapping[str, str] | None = None) -> tuple[str, str | N
     return url.rstrip("/"), env.get("EDGE_ADMIN_TOKEN") or None
 
 
+# The Secret template's value: a variable still holding it was never really set.
+PLACEHOLDER = "REPLACE_ME"
+_SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_PASSWORD", "_SECRET", "_URL")
+
+
+def _no_placeholders(env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if PLACEHOLDER in value and (name.startswith("EDGE_") or name.endswith(_SECRET_SUFFIXES)):
+            raise SettingsError(
+                f"{name} still holds the Secret template's placeholder {PLACEHOLDER}: "
+                "set a real value, or remove it"
+            )
+
+
 def _load_toml(path: str) -> dict[str, Any]:
     try:
         with Path(path).open("rb") as fh:
@@ -194,6 +208,7 @@ def _hmac_secret(env: Mapping[str, str], store_url: str) -> bytes:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment (os.environ by default) and EDGE_CONFIG."""
     env = os.environ if env is None else env
+    _no_placeholders(env)
     store_url = env.get("EDGE_STORE_URL") or "memory://"
     if not store_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
         raise SettingsError(f"EDGE_STORE_URL: unsupported scheme in {store_url!r}")
