@@ -18,7 +18,7 @@ from edge.metrics import note_error
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.streaming import start_stream
 from edge.upstream.client import open_upstream
-from edge.upstream.errors import relayable, upstream_error
+from edge.upstream.errors import body_retry_after, relayable, upstream_error
 from edge.upstream.headers import forwarded
 from edge.usage import Usage
 
@@ -84,6 +84,9 @@ def _exact_error(
     response.headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
     for name, value in passed:
         response.headers.add(name, value)
+    delay = body_retry_after(upstream.status, raw, passed)
+    if delay is not None:
+        response.headers["Retry-After"] = delay
     return response
 
 

@@ -65,6 +65,7 @@ def from_anthropic(usage: Any) -> Usage | None:
         output_tokens=_int(usage, "output_tokens"),
         cached_tokens=cached,
         cache_write_tokens=written,
+        reasoning_tokens=_int(usage, "output_tokens_details", "thinking_tokens"),
     )
 
 

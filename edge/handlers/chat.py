@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from edge.appkeys import SETTINGS
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
+from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
 from edge.relay import relay
-from edge.routing import Route, resolve_route
+from edge.routing import Route
 from edge.translate import neutral as n
 from edge.translate.chat_render import ChatStreamRenderer, chat_stream_error, render_chat_response
 from edge.translate.chat_request import parse_chat_request, wants_stream_usage
@@ -41,8 +44,8 @@ async def _passthrough(
     request: web.Request, ctx: RequestContext, route: Route
 ) -> web.StreamResponse:
     assert ctx.body is not None
-    payload = ctx.payload
-    body = set_model(ctx.body, payload, route.model.upstream)
+    raw, payload = without_gateway_options(ctx.body, ctx.payload)
+    body = set_model(raw, payload, route.model.upstream)
     hide_usage = False
     if payload.get("stream") is True and not wants_stream_usage(payload):
         # Usage is needed for quotas: ask for it, and keep the extra chunk from the client.
@@ -62,13 +65,19 @@ async def _passthrough(
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """OpenAI Chat Completions, to any model in the catalog."""
+    """OpenAI Chat Completions, to any model in the catalog, with fallbacks."""
     ctx = ctx_of(request)
     payload = ctx.payload
-    route = resolve_route(request.app[SETTINGS].catalog, payload.get("model"), "chat")
-    ctx.model, ctx.provider = route.model.id, route.provider.name
-    if route.passthrough:
-        return await _passthrough(request, ctx, route)
-    req = parse_chat_request(payload)
-    req.model = route.model.upstream
-    return await serve(request, ctx, route, req, ChatClient(wants_stream_usage(payload)))
+    catalog = request.app[SETTINGS].catalog
+    routes = fallback_chain(catalog, payload.get("model"), payload, "chat")
+    parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
+
+    async def attempt(route: Route) -> web.StreamResponse:
+        if route.passthrough:
+            return await _passthrough(request, ctx, route)
+        if not parsed:
+            parsed.append(parse_chat_request(payload))
+        req = dataclasses.replace(parsed[0], model=route.model.upstream)
+        return await serve(request, ctx, route, req, ChatClient(wants_stream_usage(payload)))
+
+    return await with_fallbacks(ctx, routes, attempt)

@@ -49,9 +49,17 @@ def _track_usage(ctx: RequestContext, event: n.Event) -> None:
 
 
 async def serve(
-    request: web.Request, ctx: RequestContext, route: Route, req: n.Request, client: ClientApi
+    request: web.Request,
+    ctx: RequestContext,
+    route: Route,
+    req: n.Request,
+    client: ClientApi,
+    content_type: str = "text/event-stream",
 ) -> web.StreamResponse:
-    """Run a neutral request on the route's provider and answer in the client's API."""
+    """Run a neutral request on the route's provider and answer in the client's API.
+
+    `content_type` is the stream's (Gemini streams a JSON array unless asked for SSE).
+    """
     settings = request.app[SETTINGS]
     up = UpstreamContext(
         session=request.app[HTTP],
@@ -75,7 +83,9 @@ async def serve(
         first = await anext(events)
         _track_usage(ctx, first)
         renderer = client.stream_renderer()
-        response = await start_stream(request, ctx, call.headers, terminal=client.stream_error)
+        response = await start_stream(
+            request, ctx, call.headers, content_type, terminal=client.stream_error
+        )
         try:
             await response.write(renderer.feed(first))
             async for event in events:

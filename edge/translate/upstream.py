@@ -68,7 +68,16 @@ AdapterFactory = Callable[[], ProviderAdapter]
 
 def _adapters() -> dict[str, AdapterFactory]:
     """Adapters by provider kind or upstream API; imported lazily to keep start-up light."""
-    return {"local": LocalEcho}
+    from edge.translate.anthropic_upstream import AnthropicUpstream
+    from edge.translate.chat_upstream import ChatUpstream
+    from edge.translate.gemini_upstream import GeminiUpstream
+
+    return {
+        "local": LocalEcho,
+        "chat": ChatUpstream,
+        "messages": AnthropicUpstream,
+        "gemini": GeminiUpstream,
+    }
 
 
 def adapter_for(route: Route) -> ProviderAdapter:

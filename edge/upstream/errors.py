@@ -66,6 +66,17 @@ def _retry_info(details: Any) -> str | None:
     return None
 
 
+def body_retry_after(status: int, raw: bytes, forwarded: list[tuple[str, str]]) -> str | None:
+    """A Retry-After for a 429 whose delay is only in the body (Google's RetryInfo)."""
+    if status != 429 or any(k.lower() == "retry-after" for k, _ in forwarded):
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return _retry_info(_fields(body)[3])
+
+
 def relayable(status: int, raw: bytes) -> bool:
     """Whether a same-API error body may reach the client byte for byte: a client error whose
     message holds nothing to scrub."""

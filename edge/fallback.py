@@ -1,0 +1,121 @@
+"""Fallback models: on 429, 5xx, a connection failure or a timeout before the first byte has
+been sent, the next model of the chain answers; never once the answer has begun.
+
+The chain is the requested model, then `providerOptions.gateway.models` (in order), then the
+catalog's `fallbacks` for the requested model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from edge.context import RequestContext
+from edge.errors import GatewayError
+from edge.routing import Route, resolve_route
+from policies.catalog import Catalog, Endpoint
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+MODEL_HEADER = "x-edge-model"
+ATTEMPTS = "fallback.attempts"  # ctx.extra key: the models tried, in order
+Attempt = Callable[[Route], Awaitable[web.StreamResponse]]
+
+
+def requested_fallbacks(payload: Any) -> list[str]:
+    """`providerOptions.gateway.models`, validated."""
+    options = payload.get("providerOptions") if isinstance(payload, dict) else None
+    if options is None:
+        return []
+    gateway = options.get("gateway") if isinstance(options, dict) else None
+    models = gateway.get("models") if isinstance(gateway, dict) else None
+    if models is None:
+        return []
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise GatewayError(
+            400,
+            "Invalid 'providerOptions.gateway.models': expected an array of model names.",
+            param="providerOptions.gateway.models",
+            code="invalid_type",
+        )
+    return list(models)
+
+
+def fallback_chain(
+    catalog: Catalog, name: object, payload: Any, endpoint: Endpoint
+) -> list[Route]:
+    """The routes to try, in order; errors in the requested names are the client's 400s."""
+    primary = resolve_route(catalog, name, endpoint)
+    routes = [primary]
+    seen = {primary.model.id}
+    for requested in requested_fallbacks(payload):
+        route = resolve_route(catalog, requested, endpoint)
+        if route.model.id not in seen:
+            seen.add(route.model.id)
+            routes.append(route)
+    for declared in primary.model.fallbacks:
+        try:
+            route = resolve_route(catalog, declared, endpoint)
+        except GatewayError as err:
+            # A declared fallback that cannot serve this endpoint here is skipped, not fatal.
+            log.debug("fallback %s skipped: %s", declared, err.message)
+            continue
+        if route.model.id not in seen:
+            seen.add(route.model.id)
+            routes.append(route)
+    return routes[:MAX_ATTEMPTS]
+
+
+def retryable_status(status: int) -> bool:
+    """Rate limits, upstream failures, unreachable upstreams and timeouts."""
+    return status == 429 or status >= 500
+
+
+def retryable(err: GatewayError) -> bool:
+    """Whether another model may be tried after this error."""
+    return retryable_status(err.status)
+
+
+async def with_fallbacks(
+    ctx: RequestContext, routes: list[Route], attempt: Attempt
+) -> web.StreamResponse:
+    """Run `attempt` on each route until one answers or fails in a way a retry cannot help."""
+    tried: list[str] = []
+    ctx.extra[ATTEMPTS] = tried
+    for position, route in enumerate(routes):
+        ctx.model, ctx.provider = route.model.id, route.provider.name
+        ctx.response_headers[MODEL_HEADER] = route.model.id
+        tried.append(route.model.id)
+        last = position + 1 == len(routes)
+        try:
+            response = await attempt(route)
+        except GatewayError as err:
+            # Once a byte has gone out the answer is committed: no other model may continue it.
+            if last or ctx.first_byte_at is not None or not retryable(err):
+                raise
+            status = err.status
+        else:
+            # A passthrough relays the provider's own 429 body as it is, without raising.
+            if last or response.prepared or not retryable_status(response.status):
+                return response
+            status = response.status
+        log.info(
+            "model %s failed with %s; falling back to %s",
+            route.model.id,
+            status,
+            routes[position + 1].model.id,
+            extra={"request_id": ctx.request_id},
+        )
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def without_gateway_options(raw: bytes, payload: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The body without `providerOptions`, which providers would refuse as unknown."""
+    if "providerOptions" not in payload:
+        return raw, payload
+    rest = {k: v for k, v in payload.items() if k != "providerOptions"}
+    return orjson.dumps(rest), rest

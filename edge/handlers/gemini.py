@@ -1,0 +1,87 @@
+"""POST /v1beta/models/{model}:generateContent and :streamGenerateContent, to any model."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge.appkeys import SETTINGS
+from edge.context import RequestContext, ctx_of
+from edge.errors import GatewayError
+from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
+from edge.relay import relay
+from edge.routing import Route
+from edge.translate import neutral as n
+from edge.translate.gemini_render import GeminiStreamRenderer, render_gemini
+from edge.translate.gemini_request import parse_gemini_request
+from edge.translate.gemini_upstream import gemini_url
+from edge.translate.gemini_wire import gemini_wire
+from edge.translate.serve import json_bytes, serve
+from edge.upstream.auth import upstream_headers
+from policies.catalog import Catalog
+
+METHODS = {"generateContent": False, "streamGenerateContent": True}
+
+
+class GeminiClient:
+    """The Gemini API as a client API of the neutral model."""
+
+    def __init__(self, sse: bool) -> None:
+        self._renderer = GeminiStreamRenderer(sse)
+
+    def render_response(self, resp: n.Response) -> bytes:
+        """A `GenerateContentResponse` body."""
+        return json_bytes(render_gemini(resp))
+
+    def stream_renderer(self) -> GeminiStreamRenderer:
+        """The chunk renderer (one per request, so its error knows the framing)."""
+        return self._renderer
+
+    def stream_error(self, err: GatewayError) -> bytes:
+        """The terminal error chunk."""
+        return self._renderer.error(err)
+
+
+def split_target(target: str) -> tuple[str, str, bool]:
+    """(model, method, streamed) from `{model}:{method}`; 404 for methods we do not serve."""
+    model, sep, method = target.rpartition(":")
+    if not sep or not model or method not in METHODS:
+        raise GatewayError(404, f"Method '{method or target}' is not found for this endpoint.")
+    return model.removeprefix("models/"), method, METHODS[method]
+
+
+def model_name(catalog: Catalog, model: str) -> str:
+    """The catalog name for a Gemini-style model id (`gemini-2.5-flash` is `google/...`)."""
+    if catalog.resolve(model) is None and catalog.resolve(f"google/{model}") is not None:
+        return f"google/{model}"
+    return model
+
+
+async def _passthrough(
+    request: web.Request, ctx: RequestContext, route: Route, method: str, sse: bool
+) -> web.StreamResponse:
+    assert ctx.body is not None
+    raw, _ = without_gateway_options(ctx.body, ctx.payload)
+    url = gemini_url(route.provider.base_url, route.model.upstream, method, sse)
+    headers = upstream_headers(route.provider, request.headers)
+    return await relay(request, ctx, url, headers, raw, gemini_wire())
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    """Gemini generateContent / streamGenerateContent (`?alt=sse` or a JSON array)."""
+    ctx = ctx_of(request)
+    payload = ctx.payload
+    if not isinstance(payload, dict):
+        raise GatewayError(400, "Request body must be a JSON object.")
+    model, method, stream = split_target(request.match_info["target"])
+    sse = request.query.get("alt") == "sse"
+    catalog = request.app[SETTINGS].catalog
+    routes = fallback_chain(catalog, model_name(catalog, model), payload, "gemini")
+
+    async def attempt(route: Route) -> web.StreamResponse:
+        if route.passthrough:
+            return await _passthrough(request, ctx, route, method, sse)
+        req = parse_gemini_request(payload, route.model.upstream, stream)
+        content_type = "text/event-stream" if sse else "application/json"
+        return await serve(request, ctx, route, req, GeminiClient(sse), content_type)
+
+    return await with_fallbacks(ctx, routes, attempt)

@@ -1,0 +1,73 @@
+"""POST /v1/messages: Anthropic Messages, to any model in the catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from edge.appkeys import SETTINGS
+from edge.context import RequestContext, ctx_of
+from edge.errors import GatewayError
+from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
+from edge.relay import relay
+from edge.routing import Route
+from edge.translate import neutral as n
+from edge.translate.anthropic_render import (
+    MessagesStreamRenderer,
+    messages_stream_error,
+    render_message,
+)
+from edge.translate.anthropic_request import parse_messages_request
+from edge.translate.anthropic_upstream import messages_url
+from edge.translate.anthropic_wire import messages_wire
+from edge.translate.rewrite import set_model
+from edge.translate.serve import json_bytes, serve
+from edge.upstream.auth import upstream_headers
+
+
+class MessagesClient:
+    """Anthropic Messages as a client API of the neutral model."""
+
+    def render_response(self, resp: n.Response) -> bytes:
+        """A `message` body."""
+        return json_bytes(render_message(resp))
+
+    def stream_renderer(self) -> MessagesStreamRenderer:
+        """An event renderer."""
+        return MessagesStreamRenderer()
+
+    def stream_error(self, err: GatewayError) -> bytes:
+        """The terminal `error` event."""
+        return messages_stream_error(err)
+
+
+async def _passthrough(
+    request: web.Request, ctx: RequestContext, route: Route
+) -> web.StreamResponse:
+    assert ctx.body is not None
+    raw, payload = without_gateway_options(ctx.body, ctx.payload)
+    body = set_model(raw, payload, route.model.upstream)
+    url = messages_url(route.provider.base_url)
+    # anthropic-version and anthropic-beta are the client's protocol choices: they go along.
+    headers = upstream_headers(route.provider, request.headers)
+    return await relay(request, ctx, url, headers, body, messages_wire())
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic Messages, stream and not, with fallbacks."""
+    ctx = ctx_of(request)
+    payload = ctx.payload
+    catalog = request.app[SETTINGS].catalog
+    routes = fallback_chain(catalog, payload.get("model"), payload, "messages")
+    parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
+
+    async def attempt(route: Route) -> web.StreamResponse:
+        if route.passthrough:
+            return await _passthrough(request, ctx, route)
+        if not parsed:
+            parsed.append(parse_messages_request(payload))
+        req = dataclasses.replace(parsed[0], model=route.model.upstream)
+        return await serve(request, ctx, route, req, MessagesClient())
+
+    return await with_fallbacks(ctx, routes, attempt)

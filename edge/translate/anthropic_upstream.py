@@ -1,0 +1,65 @@
+"""The Anthropic Messages provider adapter."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from edge.sse import SSEEvent
+from edge.translate import neutral as n
+from edge.translate.anthropic_inbound import AnthropicStreamDecoder, message_response
+from edge.translate.anthropic_outbound import messages_body
+from edge.translate.upstream import StreamCall, UpstreamContext
+from edge.translate.upstream_http import (
+    Forwarded,
+    event_json,
+    interrupted,
+    post_json,
+    read_json,
+    sse_events,
+)
+from edge.upstream.auth import upstream_headers
+
+
+def messages_url(base_url: str | None) -> str:
+    """The Messages endpoint under the API root (as the Anthropic SDK builds it)."""
+    return f"{base_url}/v1/messages"
+
+
+async def decode_messages_stream(
+    source: AsyncIterator[SSEEvent], json_tool: bool = False
+) -> AsyncGenerator[n.Event, None]:
+    """Neutral events from a Messages SSE stream; it must end with message_stop."""
+    decoder = AnthropicStreamDecoder(json_tool)
+    async for event in source:
+        data = event_json(event)
+        for out in decoder.feed(event.event or str(data.get("type")), data):
+            yield out
+        if decoder.done:
+            return
+    raise interrupted()
+
+
+class AnthropicUpstream:
+    """Speaks Anthropic Messages to the provider."""
+
+    async def complete(
+        self, up: UpstreamContext, req: n.Request
+    ) -> tuple[n.Response, Forwarded]:
+        """A whole answer."""
+        body, json_tool = messages_body(req, up.route.model, stream=False)
+        url = messages_url(up.route.provider.base_url)
+        headers = upstream_headers(up.route.provider, {})
+        async with post_json(up, url, headers, body) as (resp, passed):
+            return message_response(await read_json(resp, up.body_limit), json_tool), passed
+
+    @contextlib.asynccontextmanager
+    async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
+        """A streamed answer."""
+        body, json_tool = messages_body(req, up.route.model, stream=True)
+        url = messages_url(up.route.provider.base_url)
+        headers = upstream_headers(up.route.provider, {})
+        async with post_json(up, url, headers, body) as (resp, passed):
+            events = decode_messages_stream(sse_events(resp, up.body_limit), json_tool)
+            async with contextlib.aclosing(events):
+                yield StreamCall(events=events, headers=passed)

@@ -1,0 +1,223 @@
+"""Gemini `generateContent` requests to the neutral model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.translate import neutral as n
+from edge.translate.anthropic_outbound import json_dumps
+from edge.translate.common import invalid, opt_dict, opt_int, opt_list, opt_num, unsupported
+from edge.translate.gemini_outbound import HOSTED
+from edge.translate.gemini_schema import to_json_schema
+from edge.translate.reasoning import effort_for_budget
+
+API = "by the Gemini API for this model"
+_LEVELS: dict[str, n.Effort] = {
+    "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
+}
+_MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"}
+
+
+def _media(part: dict[str, Any], at: str) -> n.Part:
+    if isinstance(part.get("inlineData"), dict):
+        blob = part["inlineData"]
+        mime, data = blob.get("mimeType"), blob.get("data")
+        if not isinstance(data, str) or not isinstance(mime, str):
+            raise invalid(f"{at}.inlineData", "an object with mimeType and base64 data")
+        if mime.startswith("image/"):
+            return n.ImagePart(data=data, media_type=mime)
+        return n.FilePart(data=data, media_type=mime)
+    ref = part["fileData"]
+    uri, mime = ref.get("fileUri"), ref.get("mimeType")
+    if not isinstance(uri, str):
+        raise invalid(f"{at}.fileData.fileUri", "a string")
+    if isinstance(mime, str) and not mime.startswith("image/"):
+        return n.FilePart(url=uri, media_type=mime)
+    return n.ImagePart(url=uri, media_type=mime if isinstance(mime, str) else None)
+
+
+class _Turns:
+    """Walks `contents`, pairing function responses with calls (by id, else by name)."""
+
+    def __init__(self) -> None:
+        self.items: list[n.Item] = []
+        self._open: list[n.ToolCall] = []  # calls not yet answered
+        self._count = 0
+        self._reasoning: n.Reasoning | None = None
+
+    def _call(self, fc: dict[str, Any], signature: str | None, at: str) -> None:
+        name = fc.get("name")
+        if not isinstance(name, str):
+            raise invalid(f"{at}.functionCall.name", "a string")
+        if signature is not None:
+            self.items.append(n.Reasoning(signature=signature))
+        self._count += 1
+        given = fc.get("id")
+        call_id = given if isinstance(given, str) and given else f"call_{self._count}"
+        call = n.ToolCall(call_id=call_id, name=name, arguments=json_dumps(fc.get("args") or {}))
+        self.items.append(call)
+        self._open.append(call)
+
+    def _response(self, fr: dict[str, Any], at: str) -> None:
+        name = fr.get("name")
+        if not isinstance(name, str):
+            raise invalid(f"{at}.functionResponse.name", "a string")
+        wanted = fr.get("id")
+        match = next(
+            (c for c in self._open if (c.call_id == wanted if wanted else c.name == name)), None
+        )
+        if match is not None:
+            self._open.remove(match)
+        call_id = match.call_id if match else str(wanted or name)
+        output = json_dumps(fr.get("response") or {})
+        self.items.append(n.ToolResult(call_id=call_id, output=output, name=name))
+
+    def _thought(self, part: dict[str, Any]) -> None:
+        # Streamed thoughts come back as many parts; the signature closes the block.
+        if self._reasoning is None:
+            self._reasoning = n.Reasoning()
+            self.items.append(self._reasoning)
+        self._reasoning.text += str(part.get("text", ""))
+        if part.get("thoughtSignature"):
+            self._reasoning.signature = part["thoughtSignature"]
+            self._reasoning = None
+
+    def content(self, content: Any, at: str) -> None:
+        if not isinstance(content, dict):
+            raise invalid(at, "a Content object")
+        role = content.get("role", "user")
+        if role not in ("user", "model", "function"):
+            raise invalid(f"{at}.role", "'user' or 'model'")
+        parts: list[n.Part] = []
+        for j, part in enumerate(opt_list(content, "parts", f"{at}.") or []):
+            where = f"{at}.parts[{j}]"
+            if not isinstance(part, dict):
+                raise invalid(where, "a Part object")
+            if part.get("thought") and role == "model":
+                self._thought(part)
+                continue
+            self._reasoning = None
+            signature = part.get("thoughtSignature")
+            if isinstance(part.get("functionCall"), dict):
+                self._call(part["functionCall"], signature, where)
+            elif isinstance(part.get("functionResponse"), dict):
+                self._response(part["functionResponse"], where)
+            elif isinstance(part.get("text"), str):
+                if role == "model":
+                    text = n.TextPart(part["text"])
+                    self.items.append(n.Message(role="assistant", parts=[text]))
+                else:
+                    parts.append(n.TextPart(part["text"]))
+            elif "inlineData" in part or "fileData" in part:
+                parts.append(_media(part, where))
+            else:
+                kind = next(iter(part), "empty")
+                raise unsupported(f"The part type {kind!r}", API, where)
+        if parts:
+            self.items.append(n.Message(role="user", parts=parts))
+
+
+def _system(raw: Any) -> list[n.Item]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [n.Message(role="system", parts=[n.TextPart(raw)])]
+    parts = raw.get("parts") if isinstance(raw, dict) else None
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise invalid("systemInstruction", "a Content object with text parts")
+    texts: list[n.Part] = [n.TextPart(str(p.get("text", ""))) for p in parts]
+    return [n.Message(role="system", parts=texts)]
+
+
+def _tools(raw: list[Any]) -> tuple[list[n.ToolSpec], list[n.HostedTool]]:
+    specs: list[n.ToolSpec] = []
+    hosted: list[n.HostedTool] = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict):
+            raise invalid(f"tools[{i}]", "a Tool object")
+        for key, value in tool.items():
+            if key in HOSTED:
+                config = value if isinstance(value, dict) else {}
+                hosted.append(n.HostedTool(type=key, config=config))
+            elif key != "functionDeclarations":
+                raise unsupported(f"The tool {key!r}", API, f"tools[{i}].{key}")
+        for j, decl in enumerate(opt_list(tool, "functionDeclarations", f"tools[{i}].") or []):
+            if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
+                raise invalid(f"tools[{i}].functionDeclarations[{j}].name", "a string")
+            schema = decl.get("parametersJsonSchema") or to_json_schema(decl.get("parameters"))
+            params = schema if isinstance(schema, dict) else None
+            about = decl.get("description")
+            specs.append(n.ToolSpec(name=decl["name"], description=about, parameters=params))
+    return specs, hosted
+
+
+def _tool_choice(config: dict[str, Any] | None) -> n.ToolChoice | None:
+    calling = (config or {}).get("functionCallingConfig")
+    if not isinstance(calling, dict):
+        return None
+    mode = _MODES.get(str(calling.get("mode", "AUTO")).upper())
+    if mode is None:
+        raise invalid("toolConfig.functionCallingConfig.mode", "AUTO, ANY, NONE or VALIDATED")
+    names = calling.get("allowedFunctionNames")
+    if mode == "required" and isinstance(names, list) and len(names) == 1:
+        return str(names[0])
+    return mode
+
+
+def _reasoning(gen: dict[str, Any]) -> n.ReasoningConfig | None:
+    thinking = opt_dict(gen, "thinkingConfig", "generationConfig.")
+    if thinking is None:
+        return None
+    level = thinking.get("thinkingLevel")
+    if isinstance(level, str) and level.lower() in _LEVELS:
+        return n.ReasoningConfig(effort=_LEVELS[level.lower()])
+    budget = opt_int(thinking, "thinkingBudget", "generationConfig.thinkingConfig.", minimum=-1)
+    if budget is None or budget == -1:  # -1: the model decides
+        return n.ReasoningConfig(effort="medium") if thinking.get("includeThoughts") else None
+    return n.ReasoningConfig(effort=effort_for_budget(budget), budget_tokens=budget or None)
+
+
+def _format(gen: dict[str, Any]) -> n.ResponseFormat | None:
+    schema = gen.get("responseJsonSchema") or to_json_schema(gen.get("responseSchema"))
+    if isinstance(schema, dict):
+        return n.ResponseFormat(type="json_schema", name="response", schema=schema)
+    if gen.get("responseMimeType") == "application/json":
+        return n.ResponseFormat(type="json_object")
+    return None
+
+
+def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Request:
+    """Validate a `generateContent` body and convert it; 400 naming the field when wrong."""
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise invalid("contents", "a non-empty array of Content objects")
+    if body.get("cachedContent") is not None:
+        raise unsupported("'cachedContent'", API, "cachedContent")
+    turns = _Turns()
+    for i, content in enumerate(contents):
+        turns.content(content, f"contents[{i}]")
+    gen = opt_dict(body, "generationConfig") or {}
+    count = opt_int(gen, "candidateCount", "generationConfig.", minimum=1)
+    if count is not None and count > 1:
+        raise unsupported("'candidateCount' greater than 1", API, "generationConfig")
+    modalities = [str(m).upper() for m in gen.get("responseModalities") or []]
+    if any(m != "TEXT" for m in modalities):
+        raise unsupported("Response modalities other than TEXT", API, "responseModalities")
+    tools, hosted = _tools(opt_list(body, "tools") or [])
+    stop = opt_list(gen, "stopSequences", "generationConfig.") or []
+    top_k = opt_num(gen, "topK", "generationConfig.")
+    return n.Request(
+        model=model,
+        items=_system(body.get("systemInstruction")) + turns.items,
+        tools=tools,
+        hosted_tools=hosted,
+        tool_choice=_tool_choice(opt_dict(body, "toolConfig")),
+        max_output_tokens=opt_int(gen, "maxOutputTokens", "generationConfig.", minimum=1),
+        temperature=opt_num(gen, "temperature", "generationConfig."),
+        top_p=opt_num(gen, "topP", "generationConfig."),
+        stop=[str(s) for s in stop],
+        response_format=_format(gen),
+        reasoning=_reasoning(gen),
+        stream=stream,
+        extra={"top_k": int(top_k)} if top_k is not None else {},
+    )

@@ -1,0 +1,63 @@
+"""The Gemini provider adapter (`generateContent` and `streamGenerateContent?alt=sse`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from urllib.parse import quote
+
+from edge.sse import SSEEvent
+from edge.translate import neutral as n
+from edge.translate.gemini_inbound import GeminiStreamDecoder, gemini_response
+from edge.translate.gemini_outbound import gemini_body
+from edge.translate.upstream import StreamCall, UpstreamContext
+from edge.translate.upstream_http import (
+    Forwarded,
+    event_json,
+    interrupted,
+    post_json,
+    read_json,
+    sse_events,
+)
+from edge.upstream.auth import upstream_headers
+
+
+def gemini_url(base_url: str | None, model: str, method: str, sse: bool) -> str:
+    """A model method's URL under the API root (as the Google SDK builds it)."""
+    url = f"{base_url}/v1beta/models/{quote(model, safe='/.-_')}:{method}"
+    return f"{url}?alt=sse" if sse else url
+
+
+async def decode_gemini_stream(source: AsyncIterator[SSEEvent]) -> AsyncGenerator[n.Event, None]:
+    """Neutral events from a Gemini SSE stream; it must reach a finish reason."""
+    decoder = GeminiStreamDecoder()
+    async for event in source:
+        for out in decoder.feed(event_json(event)):
+            yield out
+    if not decoder.finished:
+        raise interrupted()
+    for out in decoder.finish():
+        yield out
+
+
+class GeminiUpstream:
+    """Speaks the Gemini API to the provider."""
+
+    async def complete(
+        self, up: UpstreamContext, req: n.Request
+    ) -> tuple[n.Response, Forwarded]:
+        """A whole answer."""
+        url = gemini_url(up.route.provider.base_url, req.model, "generateContent", sse=False)
+        headers = upstream_headers(up.route.provider, {})
+        async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
+            return gemini_response(await read_json(resp, up.body_limit)), passed
+
+    @contextlib.asynccontextmanager
+    async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
+        """A streamed answer."""
+        url = gemini_url(up.route.provider.base_url, req.model, "streamGenerateContent", sse=True)
+        headers = upstream_headers(up.route.provider, {})
+        async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
+            events = decode_gemini_stream(sse_events(resp, up.body_limit))
+            async with contextlib.aclosing(events):
+                yield StreamCall(events=events, headers=passed)
