@@ -24,6 +24,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # tells `--workers` processes apart
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):

@@ -1,0 +1,96 @@
+"""`edge serve --workers N`: N processes on one port, one merged /metrics, and a parent that
+forwards SIGTERM and exits 0 once its workers have."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, Live, gateway_env
+from tests.support.redis_server import RedisServer
+
+WORKERS = 3
+
+
+async def echo(http: aiohttp.ClientSession, url: str, key: str) -> int:
+    async with http.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+    ) as resp:
+        await resp.read()
+        return resp.status
+
+
+def echo_count(text: str) -> float:
+    for family in text_string_to_metric_families(text):
+        if family.name == "edge_requests":
+            return sum(
+                s.value
+                for s in family.samples
+                if s.name == "edge_requests_total" and s.labels["model"] == "local/echo"
+            )
+    return 0.0
+
+
+async def test_workers_share_a_port_and_a_scrape(redis_server: RedisServer) -> None:
+    redis_server.command("FLUSHALL")
+    env = gateway_env(redis_server.url, None, EDGE_LOG_LEVEL="INFO", EDGE_SHUTDOWN_GRACE="0.2")
+    proc = GatewayProcess(env, args=["--workers", str(WORKERS)]).start()
+    try:
+        connector = aiohttp.TCPConnector(force_close=True)  # new connections spread over workers
+        async with aiohttp.ClientSession(connector=connector) as http:
+            tenant = await Live(url=proc.url, http=http).tenant()
+            statuses = [await echo(http, proc.url, tenant.key) for _ in range(40)]
+            assert statuses == [200] * 40
+            # Every worker's counts, whichever worker answers the scrape.
+            for _ in range(5):
+                async with http.get(f"{proc.url}/metrics") as resp:
+                    assert echo_count(await resp.text()) == 40
+        assert proc.proc is not None
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.proc.wait, 20)
+        assert code == 0 and time.monotonic() - started < 10
+    finally:
+        proc.kill()
+    text = proc.log.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    started_line = next(r for r in records if r["msg"] == "workers started")
+    workers = set(started_line["workers"])
+    assert len(workers) == WORKERS
+    answered = {r["pid"] for r in records if r["msg"] == "request" and r["model"] == "local/echo"}
+    assert answered <= workers and len(answered) >= 2  # the kernel spread the connections
+    exited = [r for r in records if r["msg"] == "worker exited"]
+    assert {r["pid"] for r in exited} == workers and {r["code"] for r in exited} == {0}
+    assert ADMIN_TOKEN not in text
+
+
+def test_workers_fail_together(redis_server: RedisServer) -> None:
+    """A worker that cannot start stops the others, and the parent exits with its code."""
+    env = gateway_env(
+        "redis://127.0.0.1:1/0", None, EDGE_STORE_STARTUP_TIMEOUT="0.3", EDGE_LOG_LEVEL="INFO"
+    )
+    gw = GatewayProcess(env)
+    run = subprocess.run(
+        [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
+        env=gw.env, capture_output=True, text=True, timeout=30,
+    )
+    assert run.returncode == 3, run.stderr[-2000:]
+    assert "did not answer" in run.stderr
+
+
+def test_workers_need_a_shared_store() -> None:
+    gw = GatewayProcess(gateway_env("memory://", None))
+    run = subprocess.run(
+        [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
+        env=gw.env, capture_output=True, text=True, timeout=30,
+    )
+    assert run.returncode == 2 and "--workers needs a shared store" in run.stderr
