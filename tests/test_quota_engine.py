@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.test_quota_support import chat, chat_body
 from tests.support.gateway import Live
+from tests.test_quota_support import chat, chat_body
 
 
 async def test_requests_per_minute_denies_with_exact_retry_after(gateway: Live) -> None:
@@ -48,7 +48,7 @@ async def test_token_budget_refuses_once_spent_and_names_it(gateway: Live) -> No
     body = chat_body("one two three", max_tokens=60)
     outcomes = []
     for _ in range(40):
-        status, headers, answer = await chat(gateway.http, gateway.url, tenant.key, body)
+        status, _headers, answer = await chat(gateway.http, gateway.url, tenant.key, body)
         outcomes.append(status)
         if status == 429:
             break
@@ -67,9 +67,7 @@ async def test_token_budget_refuses_once_spent_and_names_it(gateway: Live) -> No
 async def test_estimate_larger_than_the_limit_says_so(gateway: Live) -> None:
     tenant = await gateway.tenant(quota={"tokens_per_minute": 50})
     assert gateway.http is not None
-    status, _, body = await chat(
-        gateway.http, gateway.url, tenant.key, chat_body(max_tokens=1000)
-    )
+    status, _, body = await chat(gateway.http, gateway.url, tenant.key, chat_body(max_tokens=1000))
     assert status == 429
     assert "more than the limit of 50 tokens per minute" in body["error"]["message"]
 
@@ -92,7 +90,9 @@ async def test_raising_a_limit_admits_at_once(gateway: Live) -> None:
 async def test_account_plan_applies_to_all_its_keys(gateway: Live) -> None:
     first = await gateway.tenant()
     assert gateway.http is not None
-    status, _ = await gateway.admin("PUT", f"/accounts/{first.account}/quota", {"requests_per_minute": 2})
+    status, _ = await gateway.admin(
+        "PUT", f"/accounts/{first.account}/quota", {"requests_per_minute": 2}
+    )
     assert status == 200
     status, other = await gateway.admin(
         "POST", "/keys", {"account": first.account, "branch": first.branch}

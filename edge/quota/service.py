@@ -39,6 +39,7 @@ from policies.ratelimit import LimitState, ratelimit_headers
 __all__ = ["Admission", "QuotaService", "Reservation"]
 log = logging.getLogger(__name__)
 STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
+BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
 
 
 class _StoreDown(Exception):
@@ -176,17 +177,25 @@ class QuotaService:
             self.settings.reservation_ttl,
         )
         try:
-            async with asyncio.timeout(self.timeout):
+            # Each Redis call is bounded by the client's own timeouts (connect, then answer);
+            # this is only a backstop. A deadline as tight as those timeouts would also fire when
+            # this process's event loop is merely busy, turning load into wrong decisions.
+            async with asyncio.timeout(self.timeout * BACKSTOP):
                 results = await asyncio.gather(*hits, reserve, return_exceptions=True)
         except TimeoutError as exc:
             # The script may still have run: release it (settling is idempotent).
+            log.info("quota store timed out: deciding locally")
             self._background(self._release(reservation))
             raise _StoreDown from exc
         failures = [r for r in results if isinstance(r, BaseException)]
         outcome = results[-1]
         if failures:
             if any(isinstance(f, RedisConnectionError | ConnectionError) for f in failures):
+                log.warning("quota store unreachable (%r): deciding locally", failures[0])
                 self._breaker.trip()
+                self._background(self._drop_idle_connections())
+            else:
+                log.info("quota store call failed (%r): deciding locally", failures[0])
             if isinstance(outcome, ReserveResult) and outcome.admitted:
                 self._background(self._release(reservation))
             for failure in failures:
@@ -319,6 +328,12 @@ class QuotaService:
             await store.settle(reservation.marker, reservation.id, deltas, reservation.slots)
         except STORE_ERRORS as exc:
             log.warning("reservation not released (%s); it expires", type(exc).__name__)
+
+    async def _drop_idle_connections(self) -> None:
+        """Close pooled connections opened before the failure: after a Redis restart each would
+        fail once more, and each failure would trip the breaker again."""
+        if self._store.redis is not None:
+            await self._store.redis.connection_pool.disconnect(inuse_connections=False)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,0 +1,117 @@
+"""Redis SIGKILLed under load and restarted: request-rate limits fall back to each replica's
+share, budgets fail closed with 503, nothing answers 500 or waits on Redis, and the shared
+limits are back within 5 s of the restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from tests.support.gateway import GatewayProcess, gateway_env
+from tests.support.redis_server import RedisServer
+from tests.test_quota_replicas import Pair
+from tests.test_quota_support import chat_body
+
+pytestmark = pytest.mark.timeout(120)
+REDIS_TIMEOUT = 0.1
+CLIENTS = 16
+# A decision never waits on a dead Redis (refused connections fail at once, then the breaker
+# skips it); the rest of this bound is the request's own work on a shared two-core machine.
+LATENCY_BOUND = REDIS_TIMEOUT + 0.4
+
+
+@dataclass
+class Call:
+    at: float
+    tenant: str
+    replica: int
+    status: int
+    latency: float
+    retry_after: str | None
+
+
+async def test_redis_killed_under_load_then_restarted() -> None:
+    server = RedisServer().start()
+    env = gateway_env(
+        server.url, None, EDGE_REDIS_TIMEOUT=str(REDIS_TIMEOUT), EDGE_EXPECTED_REPLICAS="2"
+    )
+    procs = [GatewayProcess(env), GatewayProcess(env)]
+    calls: list[Call] = []
+    try:
+        for proc in procs:
+            await asyncio.to_thread(proc.start)
+        async with aiohttp.ClientSession() as http:
+            pair = Pair([p.url for p in procs], http)
+            _, rate_key = await pair.tenant({"requests_per_minute": 100_000})
+            _, budget_key = await pair.tenant({"tokens_per_day": 10**9})
+            server.command("SAVE")  # the restarted server comes back with these records
+            stop = asyncio.Event()
+
+            async def client(n: int) -> None:
+                i = 0
+                while not stop.is_set():
+                    tenant, key = ("rate", rate_key) if i % 2 else ("budget", budget_key)
+                    replica = (n + i) % 2
+                    start = time.monotonic()
+                    async with http.post(
+                        f"{pair.urls[replica]}/v1/chat/completions",
+                        json=chat_body(),
+                        headers={"Authorization": f"Bearer {key}"},
+                    ) as resp:
+                        await resp.read()
+                        end = time.monotonic()
+                        calls.append(
+                            Call(
+                                end,
+                                tenant,
+                                replica,
+                                resp.status,
+                                end - start,
+                                resp.headers.get("Retry-After"),
+                            )
+                        )
+                    i += 1
+                    await asyncio.sleep(0.005)
+
+            tasks = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(server.kill)
+            killed = time.monotonic()
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(server.start)
+            restarted = time.monotonic()
+            await asyncio.sleep(6.0)
+            stop.set()
+            await asyncio.gather(*tasks)
+    finally:
+        for proc in procs:
+            await asyncio.to_thread(proc.stop)
+        server.stop()
+
+    assert calls
+    assert {c.status for c in calls} <= {200, 503}, {c.status for c in calls}
+    outage = [c for c in calls if killed + 0.3 < c.at < restarted]
+    assert outage
+    # Request-rate limits: decided by each replica's share (ample here): admitted.
+    assert {c.status for c in outage if c.tenant == "rate"} == {200}
+    # Token budgets: fail closed, with a Retry-After.
+    budget_outage = [c for c in outage if c.tenant == "budget"]
+    assert {c.status for c in budget_outage} == {503}
+    assert all(c.retry_after == "1" for c in budget_outage)
+    slowest = max(c.latency for c in calls if killed < c.at < restarted + 0.5)
+    assert slowest < LATENCY_BOUND, slowest
+    # Recovery: from some moment within 5 s of the restart, every budget call is admitted again
+    # on both replicas.
+    after = [c for c in calls if c.at > restarted and c.tenant == "budget"]
+    last_refusal = max((c.at for c in after if c.status != 200), default=restarted)
+    recovery = last_refusal - restarted
+    assert recovery <= 5.0, recovery
+    assert {c.replica for c in after if c.at > last_refusal and c.status == 200} == {0, 1}
+    print(
+        f"calls={len(calls)} outage={len(outage)} slowest={slowest * 1000:.0f} ms "
+        f"recovery={recovery:.2f} s"
+    )
