@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -190,11 +190,3 @@ async def test_quota_change_reaches_the_other_replica_within_a_second(pair: Pair
     while await pair.call(1, key, chat_body()) != 429:
         assert time.monotonic() - changed_at < 1.0
     assert time.monotonic() - changed_at < 1.0
-
-
-@pytest.fixture
-def scratch_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to kill."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
