@@ -59,7 +59,13 @@ async def _one(conn: Connection, raw: bytes, out: Outcome, check: Check, timeout
 
 
 async def open_loop(
-    host: str, port: int, raw: bytes, rate: float, duration: float, check: Check = ok_status
+    host: str,
+    port: int,
+    raw: bytes,
+    rate: float,
+    duration: float,
+    check: Check = ok_status,
+    drain: float = 15.0,
 ) -> Outcome:
     """Send at a fixed rate whatever the answers do; a request needing a connection gets one."""
     out = Outcome()
@@ -87,7 +93,11 @@ async def open_loop(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
-        await asyncio.wait(tasks, timeout=30)
+        # Bounded: an overloaded server's backlog is cut off after `drain` seconds.
+        _, stuck = await asyncio.wait(tasks, timeout=drain)
+        for task in stuck:
+            task.cancel()
+            out.fail("not answered within the drain time")
     out.elapsed = time.perf_counter() - start
     for conn in idle:
         conn.close()

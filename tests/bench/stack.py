@@ -20,7 +20,7 @@ KEY_RPM = 10_000_000  # a per-key limit that is checked on every request but nev
 BRANCH = "br-main"
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -50,7 +50,7 @@ class FakeUpstreamProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.upstream", "--port", str(self.port)]
         )
-        _wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc)
         return self
 
     def stop(self) -> None:
