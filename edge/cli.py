@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge.cli_admin import add_admin_parser
 from edge.demo import bootstrap_demo, write_env_file
 from edge.logs import configure
 from edge.server import StartupError, serve
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-file", default=".edge/demo.env", help="where --demo writes its export lines"
     )
     serve_cmd.set_defaults(func=_serve)
+    add_admin_parser(sub)
     return parser
 
 

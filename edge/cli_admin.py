@@ -1,0 +1,236 @@
+"""`edge admin ...`: the admin API from the command line (tables by default, --json for scripts).
+
+The base URL and admin token come from --url/--token, else EDGE_URL/EDGE_ADMIN_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from edge.cli_admin_render import render
+from edge.settings import admin_client_env
+
+PREFIX = "/admin/v1"
+
+
+class AdminError(Exception):
+    """The admin API refused a call, or could not be reached."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def call(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+    """One admin API call; returns the decoded JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}{PREFIX}{path}", data=data, method=method)  # noqa: S310
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw.decode(errors="replace")[:500] or exc.reason
+        raise AdminError(f"HTTP {exc.code}: {message}", 1) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise AdminError(f"cannot reach {url}: {exc}", 2) from exc
+
+
+def _value(raw: str) -> Any:
+    """A quota value from FIELD=VALUE: an integer, a number, null ("none"), or a word."""
+    if raw.lower() in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
+
+
+def _assignments(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise AdminError(f"expected FIELD=VALUE, got {pair!r}", 2)
+        out[name] = _value(raw)
+    return out
+
+
+def _target(args: argparse.Namespace) -> str:
+    if args.key:
+        return f"/keys/{urllib.parse.quote(args.key, safe='')}"
+    return f"/accounts/{urllib.parse.quote(args.account, safe='')}"
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
+    """(method, path, body) of the chosen command."""
+    group, action = args.group, str(getattr(args, "action", ""))
+    if group == "accounts":
+        if action == "create":
+            return (
+                "POST",
+                "/accounts",
+                {"id": args.id, **({"plan": args.plan} if args.plan else {})},
+            )
+        if action == "list":
+            return "GET", "/accounts", None
+        if action == "get":
+            return "GET", f"/accounts/{_q(args.id)}", None
+        if action == "plan":
+            return "PUT", f"/accounts/{_q(args.id)}/plan", {"plan": args.plan}
+        body = {"reason": args.reason} if getattr(args, "reason", None) else None
+        return "POST", f"/accounts/{_q(args.id)}/{action}", body
+    if group == "branches":
+        base = f"/accounts/{_q(args.account)}/branches"
+        if action == "create":
+            return "POST", base, {"id": args.id, "parent": args.parent}
+        if action == "list":
+            return "GET", base, None
+        return "DELETE", f"{base}/{_q(args.id)}", None
+    if group == "keys":
+        return _keys(args, action)
+    if group == "quota":
+        if action == "get":
+            return "GET", f"{_target(args)}/quota", None
+        if action == "set":
+            return "PUT", f"{_target(args)}/quota", _assignments(args.limits)
+        return "DELETE", f"{_target(args)}/quota", None
+    if group == "usage":
+        return "GET", f"{_target(args)}/usage", None
+    if group == "plans":
+        return "GET", "/plans", None
+    query = {"limit": str(args.limit)}
+    if args.account:
+        query["account"] = args.account
+    return "GET", f"/audit?{urllib.parse.urlencode(query)}", None
+
+
+def _keys(args: argparse.Namespace, action: str) -> tuple[str, str, Any]:
+    if action == "create":
+        body: dict[str, Any] = {"account": args.account, "scopes": args.scope or None}
+        body.update({"branch": args.branch, "name": args.name, "plan": args.plan})
+        return "POST", "/keys", {k: v for k, v in body.items() if v is not None}
+    if action == "list":
+        suffix = f"?account={_q(args.account)}" if args.account else ""
+        return "GET", f"/keys{suffix}", None
+    if action == "get":
+        return "GET", f"/keys/{_q(args.id)}", None
+    if action == "revoke":
+        return "DELETE", f"/keys/{_q(args.id)}", None
+    if action == "plan":
+        plan = None if args.plan.lower() == "none" else args.plan
+        return "PUT", f"/keys/{_q(args.id)}/plan", {"plan": plan}
+    grace = {"grace_seconds": args.grace} if args.grace is not None else None
+    return "POST", f"/keys/{_q(args.id)}/rotate", grace
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    """Run one `edge admin` command; the exit code is 0, 1 (refused) or 2 (usage, network)."""
+    env_url, env_token = admin_client_env()
+    url = (args.url or env_url).rstrip("/")
+    token = args.token or env_token
+    try:
+        method, path, body = _request(args)
+        answer = call(url, token, method, path, body)
+    except AdminError as exc:
+        print(f"edge admin: {exc}", file=sys.stderr)
+        return exc.code
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        print(render(args.group, answer))
+    return 0
+
+
+def _scope_arg(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--key", help="key id")
+    who.add_argument("--account", help="account id")
+
+
+def add_admin_parser(sub: Any) -> None:
+    """Register `edge admin` on the top-level subcommands."""
+    admin = sub.add_parser("admin", help="administer accounts, keys, quotas (admin API)")
+    admin.add_argument("--url", help="gateway base URL (default: $EDGE_URL)")
+    admin.add_argument("--token", help="admin token or admin key (default: $EDGE_ADMIN_TOKEN)")
+    admin.add_argument("--json", action="store_true", help="print the API's JSON")
+    admin.set_defaults(func=run_admin)
+    groups = admin.add_subparsers(dest="group", required=True)
+
+    accounts = groups.add_parser("accounts", help="accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = accounts.add_parser("create")
+    create.add_argument("id")
+    create.add_argument("--plan")
+    accounts.add_parser("list")
+    accounts.add_parser("get").add_argument("id")
+    plan = accounts.add_parser("plan", help="set the account's plan")
+    plan.add_argument("id")
+    plan.add_argument("plan")
+    for name in ("block", "unblock"):
+        cmd = accounts.add_parser(name)
+        cmd.add_argument("id")
+        cmd.add_argument("--reason")
+
+    branches = groups.add_parser("branches", help="branches").add_subparsers(
+        dest="action", required=True
+    )
+    create = branches.add_parser("create")
+    create.add_argument("account")
+    create.add_argument("id")
+    create.add_argument("--parent")
+    branches.add_parser("list").add_argument("account")
+    delete = branches.add_parser("delete", help="delete a leaf branch")
+    delete.add_argument("account")
+    delete.add_argument("id")
+
+    keys = groups.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key (the secret is printed once)")
+    create.add_argument("--account", required=True)
+    create.add_argument("--branch")
+    create.add_argument("--name")
+    create.add_argument("--plan")
+    create.add_argument("--scope", action="append", help="repeatable; default ai_gateway:invoke")
+    keys.add_parser("list").add_argument("--account")
+    keys.add_parser("get").add_argument("id")
+    keys.add_parser("revoke").add_argument("id")
+    rotate = keys.add_parser("rotate", help="new secret; the old one stays valid for --grace")
+    rotate.add_argument("id")
+    rotate.add_argument("--grace", type=int, help="seconds the old secret stays valid")
+    plan = keys.add_parser("plan", help="set the key's own plan ('none' to clear)")
+    plan.add_argument("id")
+    plan.add_argument("plan")
+
+    quota = groups.add_parser("quota", help="quota overrides").add_subparsers(
+        dest="action", required=True
+    )
+    _scope_arg(quota.add_parser("get"))
+    put = quota.add_parser("set", help="replace the overrides: FIELD=VALUE ... (none: no limit)")
+    _scope_arg(put)
+    put.add_argument("limits", nargs="*", metavar="FIELD=VALUE")
+    _scope_arg(quota.add_parser("clear", help="remove the overrides"))
+
+    _scope_arg(groups.add_parser("usage", help="usage and remaining allowance"))
+    groups.add_parser("plans", help="the configured plans")
+    audit = groups.add_parser("audit", help="the audit log, newest first")
+    audit.add_argument("--account")
+    audit.add_argument("--limit", type=int, default=50)
