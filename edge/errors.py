@@ -66,6 +66,8 @@ def shape_for_path(path: str) -> ApiShape:
         return "anthropic"
     if path.startswith(("/v1beta/", "/ai-gateway/gemini/")):
         return "gemini"
+    if "/models/" in path and ":" in path.rsplit("/", 1)[-1]:
+        return "gemini"  # `/v1/models/{model}:generateContent`, the Google SDK's default
     return "openai"
 
 

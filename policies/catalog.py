@@ -121,7 +121,8 @@ def _endpoints(value: Any, where: str) -> tuple[Endpoint, ...]:
     bad = [n for n in names if n not in ENDPOINTS]
     if bad or not names:
         raise CatalogError(f"{where}: endpoints must be a non-empty subset of {list(ENDPOINTS)}")
-    return tuple(n for n in ENDPOINTS if n in names)
+    # Declared order is kept: for a provider's `apis` it is the order of preference.
+    return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
 
 
 def _provider(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Provider:

@@ -8,7 +8,8 @@ from edge.handlers import chat, gemini, health, messages, models
 
 OPENAI_PREFIXES = ("/v1", "/ai-gateway/mlflow/v1", "/ai-gateway/openai/v1")
 ANTHROPIC_PREFIXES = ("/v1", "/ai-gateway/anthropic/v1")
-GEMINI_PREFIXES = ("/v1beta", "/ai-gateway/gemini/v1beta")
+# The Google SDK calls /v1 by default and /v1beta on request; both serve the same API.
+GEMINI_PREFIXES = ("/v1beta", "/v1", "/ai-gateway/gemini/v1beta", "/ai-gateway/gemini/v1")
 
 
 def setup_inference(app: web.Application) -> None:

@@ -16,6 +16,33 @@ _LEVELS: dict[str, n.Effort] = {
     "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
 }
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"}
+# Values that are the caller's own data (arguments, results, schemas): their keys stay as sent.
+_OPAQUE = frozenset(
+    {"args", "response", "parameters", "parametersJsonSchema", "responseSchema",
+     "responseJsonSchema", "metadata", "labels"}
+)
+MAX_DEPTH = 64
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def camel_keys(value: Any, depth: int = 0) -> Any:
+    """Field names in lowerCamelCase: like Google's own parser, accept proto field names too
+    (the Google SDK itself sends some nested fields as `mime_type` or `thinking_budget`)."""
+    if depth > MAX_DEPTH:
+        return value
+    if isinstance(value, list):
+        return [camel_keys(v, depth + 1) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _camel(key) if "_" in key else key
+        out[name] = item if name in _OPAQUE else camel_keys(item, depth + 1)
+    return out
 
 
 def _media(part: dict[str, Any], at: str) -> n.Part:
@@ -188,6 +215,7 @@ def _format(gen: dict[str, Any]) -> n.ResponseFormat | None:
 
 def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Request:
     """Validate a `generateContent` body and convert it; 400 naming the field when wrong."""
+    body = camel_keys(body)
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise invalid("contents", "a non-empty array of Content objects")

@@ -21,7 +21,8 @@ class Expected:
     """The answer a recording holds (or the error it is)."""
 
     kind: str = "ok"  # ok | error (a whole error body) | terminal (a stream that must fail)
-    status: int = 200
+    status: int = 200  # what the provider answered
+    client_status: int = 200  # what the gateway answers (provider 5xx is our 502)
     text: str = ""
     reasoning: str = ""
     calls: list[tuple[str, Any]] = field(default_factory=list)
@@ -34,11 +35,11 @@ def _loads(text: str) -> Any:
 
 
 def error_status(body: dict[str, Any]) -> int:
-    """The HTTP status a provider answered an error body with."""
+    """The HTTP status a provider answers an error body with (as their docs list them)."""
     err = body["error"]
     if isinstance(err.get("code"), int):
         return int(err["code"])
-    return 400 if err.get("type") == "invalid_request_error" else 500
+    return {"invalid_request_error": 400, "insufficient_quota": 429}.get(err.get("type"), 500)
 
 
 def _anthropic(rec: Recording) -> Expected:
@@ -160,7 +161,7 @@ def _responses(rec: Recording) -> Expected:
     else:
         final = rec.body()
         if final.get("status") == "failed" or final.get("error"):
-            return Expected(kind="error", status=502)
+            return Expected(kind="error", status=200, client_status=502)
     for item in final.get("output") or []:
         if item["type"] == "message":
             exp.text += "".join(p.get("text", "") for p in item.get("content") or [])
@@ -184,7 +185,8 @@ def expected(rec: Recording) -> Expected:
     if not rec.streamed:
         body = rec.body()
         if "error" in body and body.get("object") != "response":
-            exp = Expected(kind="error", status=error_status(body))
+            status = error_status(body)
+            exp = Expected(kind="error", status=status, client_status=min(status, 502))
             for detail in body["error"].get("details") or []:
                 if detail.get("@type", "").endswith("RetryInfo"):
                     seconds = float(detail["retryDelay"].removesuffix("s"))

@@ -24,6 +24,25 @@ PROVIDER_MODELS = {
     "gemini": "gemini-2-5-flash",
     "openai-responses": "gpt-5-4",
 }
+# OpenAI serves Chat Completions clients over Chat Completions; to send every client API
+# through the Responses wire, the matrix adds a provider that speaks only Responses.
+RESPONSES_ONLY = "responses-only"
+
+
+def responses_only_config(upstream_url: str) -> str:
+    """EDGE_CONFIG text adding the Responses-only provider and model."""
+    return f"""
+[catalog.providers.{RESPONSES_ONLY}]
+kind = "openai"
+apis = ["responses"]
+base_url = "{upstream_url}/v1"
+api_key = "sk-responses-only-0123456789"
+
+[[catalog.models]]
+id = "{RESPONSES_ONLY}"
+provider = "{RESPONSES_ONLY}"
+upstream = "gpt-5.4"
+"""
 WEATHER_TOOL = {
     "name": "weather",
     "description": "The weather in a place",
@@ -425,8 +444,10 @@ def read_responses_stream(raw: bytes) -> Answer:
     for position, (name, data) in enumerate(events):
         event = orjson.loads(data)
         assert event["type"] == name
-        assert event["sequence_number"] > sequence, "sequence numbers increase"
-        sequence = event["sequence_number"]
+        # A relayed provider stream may lack them; a translated one always has them.
+        if "sequence_number" in event or sequence >= 0:
+            assert event["sequence_number"] > sequence, "sequence numbers increase"
+            sequence = event["sequence_number"]
         if name in ("response.completed", "response.incomplete", "response.failed", "error"):
             assert position == len(events) - 1, f"{name} must be last"
             if name in ("response.failed", "error"):
@@ -448,3 +469,49 @@ READERS = {
     ("responses", False): read_responses,
     ("responses", True): read_responses_stream,
 }
+
+
+@dataclass(frozen=True)
+class Family:
+    """A provider family: a catalog model and recordings of a text and a tool-call answer."""
+
+    name: str
+    model: str
+    api: str  # the recordings folder
+    text: str  # recording stem: `<stem>.json` and `<stem>.chunks.txt`
+    tool: str
+
+    def recording(self, stem: str, stream: bool) -> Any:
+        """The whole or streamed recording of a stem."""
+        from tests.support.recordings import recordings
+
+        wanted = f"{stem}.chunks.txt" if stream else f"{stem}.json"
+        return next(r for r in recordings(self.api) if r.name == wanted)  # type: ignore[arg-type]
+
+    def seen_from(self, client_api: str) -> Family:
+        """The family whose wire the provider speaks to this client API: OpenAI answers Chat
+        Completions clients over Chat Completions (a passthrough), the others over Responses."""
+        if self.name == "openai" and client_api == "chat":
+            chat = next(f for f in FAMILIES if f.api == "openai-chat")
+            return Family(self.name, self.model, chat.api, chat.text, chat.tool)
+        return self
+
+
+FAMILIES = (
+    Family("anthropic", PROVIDER_MODELS["anthropic"], "anthropic", "anthropic-text",
+           "anthropic-tool-no-args"),
+    Family("gemini", PROVIDER_MODELS["gemini"], "gemini", "google-text", "google-tool-call"),
+    Family("openai-compatible", PROVIDER_MODELS["openai-chat"], "openai-chat", "openai-text",
+           "deepseek-tool-call"),
+    Family("openai", PROVIDER_MODELS["openai-responses"], "openai-responses", "lmstudio-basic.1",
+           "lmstudio-tool-call.1"),
+)
+
+
+def responses_available(live: Live) -> bool:
+    """Whether this build serves the Responses API (client side and provider adapter)."""
+    from edge.translate.upstream import _adapters
+
+    assert live.app is not None
+    paths = {r.canonical for r in live.app.router.resources()}
+    return "/v1/responses" in paths and "responses" in _adapters()
