@@ -45,9 +45,7 @@ def requested_fallbacks(payload: Any) -> list[str]:
     return list(models)
 
 
-def fallback_chain(
-    catalog: Catalog, name: object, payload: Any, endpoint: Endpoint
-) -> list[Route]:
+def fallback_chain(catalog: Catalog, name: object, payload: Any, endpoint: Endpoint) -> list[Route]:
     """The routes to try, in order; errors in the requested names are the client's 400s."""
     primary = resolve_route(catalog, name, endpoint)
     routes = [primary]

@@ -51,9 +51,7 @@ async def gw(fake: FakeUpstream, tmp_path: Path) -> AsyncIterator[Live]:
     """A gateway with a short upstream timeout and the test catalog above."""
     config = tmp_path / "edge.toml"
     config.write_text(_config(free_port()))
-    env = gateway_env(
-        "memory://", fake.url, EDGE_CONFIG=str(config), EDGE_UPSTREAM_TIMEOUT="0.5"
-    )
+    env = gateway_env("memory://", fake.url, EDGE_CONFIG=str(config), EDGE_UPSTREAM_TIMEOUT="0.5")
     live = await start_live(settings_for(env))
     yield live
     await stop_live(live)
@@ -90,9 +88,7 @@ async def test_primary_5xx_then_secondary(gw: Live, fake: FakeUpstream, status: 
     assert (out.status, out.headers["x-edge-model"]) == (200, SECONDARY)
 
 
-async def test_connection_failure_falls_back_by_catalog_chain(
-    gw: Live, fake: FakeUpstream
-) -> None:
+async def test_connection_failure_falls_back_by_catalog_chain(gw: Live, fake: FakeUpstream) -> None:
     fake.push(Scenario(recording=CHAT["openai-text.json"]))
     out = await _chat(gw, "dead-model")
     assert (out.status, out.headers["x-edge-model"]) == (200, SECONDARY)

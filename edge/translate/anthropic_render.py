@@ -172,7 +172,10 @@ class MessagesStreamRenderer:
             return self._reasoning_done(event)
         if isinstance(event, n.ToolCallStart):
             block: dict[str, Any] = {
-                "type": "tool_use", "id": event.call_id, "name": event.name, "input": {}
+                "type": "tool_use",
+                "id": event.call_id,
+                "name": event.name,
+                "input": {},
             }
             out, index = self._start_block("tool_use", block)
             self._tools[event.index] = index

@@ -43,9 +43,7 @@ async def decode_messages_stream(
 class AnthropicUpstream:
     """Speaks Anthropic Messages to the provider."""
 
-    async def complete(
-        self, up: UpstreamContext, req: n.Request
-    ) -> tuple[n.Response, Forwarded]:
+    async def complete(self, up: UpstreamContext, req: n.Request) -> tuple[n.Response, Forwarded]:
         """A whole answer."""
         body, json_tool = messages_body(req, up.route.model, stream=False)
         url = messages_url(up.route.provider.base_url)

@@ -62,4 +62,3 @@ def messages_wire() -> WireSpec:
         is_terminal=_terminal,
         stream_error=messages_stream_error,
     )
-

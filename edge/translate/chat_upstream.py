@@ -44,9 +44,7 @@ async def decode_chat_stream(source: AsyncIterator[SSEEvent]) -> AsyncGenerator[
 class ChatUpstream:
     """Speaks Chat Completions to the provider."""
 
-    async def complete(
-        self, up: UpstreamContext, req: n.Request
-    ) -> tuple[n.Response, Forwarded]:
+    async def complete(self, up: UpstreamContext, req: n.Request) -> tuple[n.Response, Forwarded]:
         """A whole answer."""
         body = chat_body(req, up.route.provider, stream=False)
         headers = upstream_headers(up.route.provider, {})

@@ -13,13 +13,25 @@ from edge.translate.reasoning import effort_for_budget
 
 API = "by the Gemini API for this model"
 _LEVELS: dict[str, n.Effort] = {
-    "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
 }
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "ANY": "required", "NONE": "none"}
 # Values that are the caller's own data (arguments, results, schemas): their keys stay as sent.
 _OPAQUE = frozenset(
-    {"args", "response", "parameters", "parametersJsonSchema", "responseSchema",
-     "responseJsonSchema", "metadata", "labels"}
+    {
+        "args",
+        "response",
+        "parameters",
+        "parametersJsonSchema",
+        "responseSchema",
+        "responseJsonSchema",
+        "metadata",
+        "labels",
+    }
 )
 MAX_DEPTH = 64
 

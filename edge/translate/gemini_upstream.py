@@ -43,9 +43,7 @@ async def decode_gemini_stream(source: AsyncIterator[SSEEvent]) -> AsyncGenerato
 class GeminiUpstream:
     """Speaks the Gemini API to the provider."""
 
-    async def complete(
-        self, up: UpstreamContext, req: n.Request
-    ) -> tuple[n.Response, Forwarded]:
+    async def complete(self, up: UpstreamContext, req: n.Request) -> tuple[n.Response, Forwarded]:
         """A whole answer."""
         url = gemini_url(up.route.provider.base_url, req.model, "generateContent", sse=False)
         headers = upstream_headers(up.route.provider, {})

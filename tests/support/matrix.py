@@ -43,6 +43,8 @@ id = "{RESPONSES_ONLY}"
 provider = "{RESPONSES_ONLY}"
 upstream = "gpt-5.4"
 """
+
+
 WEATHER_TOOL = {
     "name": "weather",
     "description": "The weather in a place",
@@ -136,9 +138,7 @@ def request_for(
     return "/v1/responses", body | extra
 
 
-async def call(
-    gateway: Live, key: str, api: str, path: str, body: dict[str, Any]
-) -> Outcome:
+async def call(gateway: Live, key: str, api: str, path: str, body: dict[str, Any]) -> Outcome:
     """POST a request and read the answer with the API's reader."""
     assert gateway.http is not None
     headers = {"Authorization": f"Bearer {key}"}
@@ -498,13 +498,28 @@ class Family:
 
 
 FAMILIES = (
-    Family("anthropic", PROVIDER_MODELS["anthropic"], "anthropic", "anthropic-text",
-           "anthropic-tool-no-args"),
+    Family(
+        "anthropic",
+        PROVIDER_MODELS["anthropic"],
+        "anthropic",
+        "anthropic-text",
+        "anthropic-tool-no-args",
+    ),
     Family("gemini", PROVIDER_MODELS["gemini"], "gemini", "google-text", "google-tool-call"),
-    Family("openai-compatible", PROVIDER_MODELS["openai-chat"], "openai-chat", "openai-text",
-           "deepseek-tool-call"),
-    Family("openai", PROVIDER_MODELS["openai-responses"], "openai-responses", "lmstudio-basic.1",
-           "lmstudio-tool-call.1"),
+    Family(
+        "openai-compatible",
+        PROVIDER_MODELS["openai-chat"],
+        "openai-chat",
+        "openai-text",
+        "deepseek-tool-call",
+    ),
+    Family(
+        "openai",
+        PROVIDER_MODELS["openai-responses"],
+        "openai-responses",
+        "lmstudio-basic.1",
+        "lmstudio-tool-call.1",
+    ),
 )
 
 

@@ -1,0 +1,92 @@
+"""The reserve and settle scripts, and their in-memory twin, side by side on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from edge.store.quota import Hold, MemoryQuota, QuotaStore, Slot, reservation_key
+from edge.store.quota_redis import RedisQuota
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def quota(request: pytest.FixtureRequest) -> AsyncIterator[QuotaStore]:
+    if request.param == "memory":
+        yield MemoryQuota()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.command("FLUSHALL")
+    redis = Redis.from_url(server.url)
+    yield RedisQuota(redis)
+    await redis.aclose()
+
+
+def _hold(key: str, amount: int, limit: int | None) -> Hold:
+    return Hold(key=key, amount=amount, limit=limit, expires_at=time.time() + 60)
+
+
+async def test_all_or_nothing(quota: QuotaStore) -> None:
+    holds = [_hold("c:{a}:tokens", 60, 100), _hold("c:{a}:cost", 5, 10)]
+    slots = [Slot("s:{a}", 5)]
+    first = await quota.reserve(reservation_key("a", "r1"), "r1", holds, slots, 30)
+    assert first.admitted and first.values == [0, 0] and first.in_flight == [0]
+    second = await quota.reserve(reservation_key("a", "r2"), "r2", holds, slots, 30)
+    assert not second.admitted and second.denied == 0 and second.values[0] == 60
+    # Nothing of the refused call was counted anywhere.
+    values, counts = await quota.read(["c:{a}:tokens", "c:{a}:cost"], ["s:{a}"])
+    assert values == [60, 5] and counts == [1]
+
+
+async def test_settle_charges_the_difference_once(quota: QuotaStore) -> None:
+    holds = [_hold("c:{a}:tokens", 100, 1000)]
+    await quota.reserve(reservation_key("a", "r1"), "r1", holds, [Slot("s:{a}", None)], 30)
+    deltas = [("c:{a}:tokens", 40 - 100)]
+    assert await quota.settle(reservation_key("a", "r1"), "r1", deltas, ["s:{a}"])
+    assert not await quota.settle(reservation_key("a", "r1"), "r1", deltas, ["s:{a}"])
+    assert await quota.read(["c:{a}:tokens"], ["s:{a}"]) == ([40], [0])
+    assert await quota.open_reservations("a") == 0
+
+
+async def test_concurrency_slot_refuses_at_the_limit(quota: QuotaStore) -> None:
+    slot = [Slot("s:{a}", 2)]
+    results = [
+        await quota.reserve(reservation_key("a", f"r{i}"), f"r{i}", [], slot, 30) for i in range(3)
+    ]
+    assert [r.admitted for r in results] == [True, True, False]
+    assert results[2].denied == 0
+    await quota.settle(reservation_key("a", "r0"), "r0", [], ["s:{a}"])
+    assert (await quota.reserve(reservation_key("a", "r3"), "r3", [], slot, 30)).admitted
+
+
+async def test_unsettled_reservation_expires(quota: QuotaStore) -> None:
+    holds = [_hold("c:{a}:tokens", 10, 100)]
+    slot = [Slot("s:{a}", 1)]
+    assert (await quota.reserve(reservation_key("a", "r1"), "r1", holds, slot, 0.2)).admitted
+    assert await quota.open_reservations("a") == 1
+    assert not (await quota.reserve(reservation_key("a", "r2"), "r2", holds, slot, 0.2)).admitted
+    deadline = time.monotonic() + 3
+    while await quota.open_reservations("a"):
+        assert time.monotonic() < deadline, "the reservation never expired"
+        await asyncio.sleep(0.05)
+    # Its slot is free again; the estimate it held stays counted (it may have been used).
+    assert (await quota.reserve(reservation_key("a", "r2"), "r2", holds, slot, 0.2)).admitted
+    assert (await quota.read(["c:{a}:tokens"], []))[0] == [20]
+    # A late settle of the expired reservation changes nothing.
+    assert not await quota.settle(reservation_key("a", "r1"), "r1", [("c:{a}:tokens", -10)], [])
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(quota: QuotaStore) -> None:
+    holds = [_hold("c:{a}:tokens", 7, 100)]
+
+    async def one(i: int) -> bool:
+        found = await quota.reserve(reservation_key("a", f"r{i}"), f"r{i}", holds, [], 30)
+        return found.admitted
+
+    admitted = await asyncio.gather(*(one(i) for i in range(40)))
+    assert sum(admitted) == 100 // 7
+    assert (await quota.read(["c:{a}:tokens"], []))[0] == [7 * (100 // 7)]
