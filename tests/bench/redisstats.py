@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from tests.bench import procstat
+
 
 @dataclass(frozen=True, slots=True)
 class RedisCounters:
@@ -29,9 +31,14 @@ class RedisCounters:
 class RedisWatch:
     """One persistent connection reading INFO, so that snapshots cost a known two reads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pid: int | None = None) -> None:
         self._client = redis.Redis.from_url(url)
         self._own_reads = 0
+        self.pid = pid  # redis-server's, to read its CPU time
+
+    def cpu_seconds(self) -> float:
+        """redis-server's CPU time so far (0 when its pid is unknown)."""
+        return procstat.cpu_seconds([self.pid]) if self.pid else 0.0
 
     def snapshot(self) -> RedisCounters:
         """Current counters, net of this watcher's own INFO calls."""

@@ -33,6 +33,7 @@ class Row:
     rss_mb: float | None = None
     redis_cmds_per_req: float | None = None
     redis_rtt_per_req: float | None = None
+    redis_cpu_ms_per_req: float | None = None  # redis-server's own CPU
     redis_commands: dict[str, float] = field(default_factory=dict)
     added_p50: float | None = None
     added_p99: float | None = None
@@ -67,16 +68,17 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 HEADER = (
     "| scenario | path | req/s | p50 ms | p90 ms | p99 ms | added p50 / p99 ms | "
-    "TTFB p50 ms (added) | CPU ms/req | RSS MB | Redis cmds (RTs)/req | errors |"
+    "TTFB p50 ms (added) | CPU ms/req | RSS MB | Redis cmds (RTs)/req | Redis CPU ms/req | "
+    "errors |"
 )
 
 
 def table(rows: list[Row]) -> str:
     """The Markdown results table."""
-    lines = [HEADER, "|" + " --- |" * 12]
+    lines = [HEADER, "|" + " --- |" * 13]
     for r in rows:
         if r.note:
-            lines.append(f"| {r.scenario} | {r.target} | {r.note} |" + " |" * 9)
+            lines.append(f"| {r.scenario} | {r.target} | {r.note} |" + " |" * 10)
             continue
         added = f"{_f(r.added_p50)} / {_f(r.added_p99)}" if r.added_p50 is not None else "—"
         ttfb = _f(r.ttfb_p50)
@@ -94,7 +96,7 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"| {r.scenario} | {r.target} | {rate} | {_f(r.p50)} | {_f(r.p90)} | "
             f"{_f(r.p99)} | {added} | {ttfb} | {_f(r.cpu_ms_per_req, 3)} | {_f(r.rss_mb, 0)} | "
-            f"{redis} | {r.errors} |"
+            f"{redis} | {_f(r.redis_cpu_ms_per_req, 3)} | {r.errors} |"
         )
     return "\n".join(lines)
 

@@ -136,7 +136,7 @@ class Bench:
         raise_fd_limit()
         self.redis.start()
         self.upstream.start()
-        watch = RedisWatch(self.redis.url)
+        watch = RedisWatch(self.redis.url, self.redis.proc.pid if self.redis.proc else None)
         try:
             gw = self._gateway()
             await provision(gw)
@@ -283,8 +283,9 @@ class Bench:
             "Added latency and TTFB are the gateway's figure minus the direct one in the same run; "
             "(x%) after req/s is the share of the direct throughput. CPU ms/req and RSS are the "
             "gateway's (all its processes). Redis: commands per request, and in brackets the "
-            "round trips (redis-server read events) per request. Held streams: p50/p99 are "
-            "stream durations, RSS is the peak while they are open.",
+            "round trips (redis-server read events) per request; Redis CPU is redis-server's "
+            "own. Held streams: p50/p99 are stream durations, RSS is the peak while they are "
+            "open.",
             "",
             "## Targets",
             "",

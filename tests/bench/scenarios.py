@@ -55,6 +55,7 @@ class Meter:
             self.pids = self.target.pids()
             self.cpu0 = procstat.cpu_seconds(self.pids)
         self.redis0 = self.redis.snapshot() if self.redis and self.pids else None
+        self.redis_cpu0 = self.redis.cpu_seconds() if self.redis else 0.0
 
     def rss_mb(self) -> float:
         """Current RSS of the gateway processes."""
@@ -72,6 +73,9 @@ class Meter:
             row.redis_cmds_per_req = diff.total / requests
             row.redis_rtt_per_req = diff.reads / requests
             row.redis_commands = {k: v / requests for k, v in sorted(diff.commands.items())}
+            if self.redis.pid:
+                cpu = self.redis.cpu_seconds() - self.redis_cpu0
+                row.redis_cpu_ms_per_req = cpu * 1000 / requests
         return row
 
 
