@@ -373,3 +373,32 @@ def test_schema_conversion() -> None:
         "properties": {"a": {"type": "array", "items": {"type": "number"}, "minItems": 1}},
         "anyOf": [{"type": "string"}],
     }
+
+
+def test_settings_only_some_providers_take() -> None:
+    from edge.translate.anthropic_outbound import messages_body
+    from edge.translate.chat_outbound import chat_body
+    from policies.catalog import Model, Provider
+
+    req = _parse(
+        {
+            "contents": [_user()],
+            "generationConfig": {"seed": 7, "presencePenalty": 0.5, "topK": 4},
+            "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF"}],
+        }
+    )
+    claude = Model(id="c", provider="anthropic", upstream="c")
+    with pytest.raises(GatewayError) as info:
+        messages_body(req, claude, stream=False)
+    assert info.value.param == "seed" and "Anthropic" in info.value.message
+    vllm = Provider("v", "openai-compatible", ("chat",), "http://x", None)
+    with pytest.raises(GatewayError) as info:
+        chat_body(req, vllm, stream=False)
+    assert info.value.param == "safety_settings"
+    req.extra.pop("safety_settings")
+    body = chat_body(req, vllm, stream=False)
+    assert (body["seed"], body["presence_penalty"], body["top_k"]) == (7, 0.5, 4)
+    req.tools = [n.ToolSpec(name="f")]
+    req.parallel_tool_calls = False
+    with pytest.raises(GatewayError, match="parallel_tool_calls"):
+        gemini_body(req)

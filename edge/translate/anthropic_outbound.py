@@ -9,6 +9,7 @@ import orjson
 
 from edge.translate import neutral as n
 from edge.translate.common import invalid, unsupported
+from edge.translate.extras import extras_for
 from edge.translate.reasoning import budget_of
 from edge.translate.upstream_http import loads_object
 from policies.catalog import Model
@@ -209,6 +210,7 @@ def messages_body(req: n.Request, model: Model, stream: bool) -> tuple[dict[str,
         body["system"] = "\n\n".join(system)
     if stream:
         body["stream"] = True
+    extras = extras_for(req, "messages")
     if budget:
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
@@ -216,8 +218,7 @@ def messages_body(req: n.Request, model: Model, stream: bool) -> tuple[dict[str,
         for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
             if value is not None:
                 body[key] = value
-        if req.extra.get("top_k") is not None:
-            body["top_k"] = req.extra["top_k"]
+        body.update(extras)
     if req.stop:
         body["stop_sequences"] = req.stop
     tools = _tools(req, json_tool)

@@ -6,6 +6,7 @@ from typing import Any
 
 from edge.translate import neutral as n
 from edge.translate.common import unsupported
+from edge.translate.extras import extras_for
 from edge.translate.reasoning import effort_of
 from policies.catalog import Provider
 
@@ -170,9 +171,6 @@ def chat_body(req: n.Request, provider: Provider, stream: bool) -> dict[str, Any
         body["reasoning_effort"] = effort_of(req.reasoning)
     if req.user:
         body["user"] = req.user
-    top_k = req.extra.get("top_k")
-    if top_k is not None:
-        if provider.kind == "openai":
-            raise unsupported("'top_k'", "by OpenAI models", "top_k")
-        body["top_k"] = top_k
+    # OpenAI itself has no top_k; compatible servers (vLLM and the like) usually do.
+    body.update(extras_for(req, "chat", ("top_k",) if provider.kind == "openai" else ()))
     return body

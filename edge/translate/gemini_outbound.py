@@ -10,6 +10,7 @@ import orjson
 from edge.translate import neutral as n
 from edge.translate.anthropic_outbound import split_system
 from edge.translate.common import invalid, unsupported
+from edge.translate.extras import extras_for
 from edge.translate.reasoning import budget_of, effort_of
 from edge.translate.upstream_http import loads_object
 
@@ -144,16 +145,16 @@ def _thinking(config: n.ReasoningConfig, model: str) -> dict[str, Any]:
     return {"thinkingBudget": budget, "includeThoughts": budget > 0}
 
 
-def _generation(req: n.Request) -> dict[str, Any]:
+def _generation(req: n.Request, extras: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key, value in (
         ("maxOutputTokens", req.max_output_tokens),
         ("temperature", req.temperature),
         ("topP", req.top_p),
-        ("topK", req.extra.get("top_k")),
     ):
         if value is not None:
             config[key] = value
+    config.update(extras)
     if req.stop:
         config["stopSequences"] = req.stop
     fmt = req.response_format
@@ -182,7 +183,13 @@ def gemini_body(req: n.Request) -> dict[str, Any]:
         body["tools"] = tools
     if req.tool_choice is not None and req.tools:
         body["toolConfig"] = _tool_config(req.tool_choice)
-    generation = _generation(req)
+    if req.parallel_tool_calls is False and req.tools:
+        raise unsupported("'parallel_tool_calls': false", API, "parallel_tool_calls")
+    extras = extras_for(req, "gemini")
+    safety = extras.pop("safetySettings", None)
+    if safety is not None:
+        body["safetySettings"] = safety
+    generation = _generation(req, extras)
     if generation:
         body["generationConfig"] = generation
     return body

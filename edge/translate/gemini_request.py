@@ -225,6 +225,25 @@ def _format(gen: dict[str, Any]) -> n.ResponseFormat | None:
     return None
 
 
+def _extras(body: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any]:
+    """Settings that only some providers take (see edge.translate.extras)."""
+    extra: dict[str, Any] = {}
+    top_k = opt_num(gen, "topK", "generationConfig.")
+    if top_k is not None:
+        extra["top_k"] = int(top_k)
+    for name, key in (
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
+        value = opt_num(gen, key, "generationConfig.")
+        if value is not None:
+            extra[name] = int(value) if name == "seed" else value
+    if opt_list(body, "safetySettings"):
+        extra["safety_settings"] = body["safetySettings"]
+    return extra
+
+
 def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Request:
     """Validate a `generateContent` body and convert it; 400 naming the field when wrong."""
     body = camel_keys(body)
@@ -245,7 +264,7 @@ def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Re
         raise unsupported("Response modalities other than TEXT", API, "responseModalities")
     tools, hosted = _tools(opt_list(body, "tools") or [])
     stop = opt_list(gen, "stopSequences", "generationConfig.") or []
-    top_k = opt_num(gen, "topK", "generationConfig.")
+    extra = _extras(body, gen)
     return n.Request(
         model=model,
         items=_system(body.get("systemInstruction")) + turns.items,
@@ -259,5 +278,5 @@ def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Re
         response_format=_format(gen),
         reasoning=_reasoning(gen),
         stream=stream,
-        extra={"top_k": int(top_k)} if top_k is not None else {},
+        extra=extra,
     )
