@@ -448,10 +448,15 @@ def read_responses_stream(raw: bytes) -> Answer:
         if "sequence_number" in event or sequence >= 0:
             assert event["sequence_number"] > sequence, "sequence numbers increase"
             sequence = event["sequence_number"]
-        if name in ("response.completed", "response.incomplete", "response.failed", "error"):
+        if name == "error":
+            # OpenAI sends `error` and then `response.failed`; either may end the stream.
+            tail = [n for n, _ in events[position + 1 :]]
+            assert tail in ([], ["response.failed"]), "only response.failed may follow an error"
+            answer.error = event
+        elif name in ("response.completed", "response.incomplete", "response.failed"):
             assert position == len(events) - 1, f"{name} must be last"
-            if name in ("response.failed", "error"):
-                answer.error = event.get("response", {}).get("error") or event
+            if name == "response.failed":
+                answer.error = event["response"].get("error") or event
             final = event.get("response")
     assert final is not None or answer.error is not None, "a stream ends with a terminal event"
     if final is not None:
