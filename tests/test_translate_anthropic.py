@@ -23,7 +23,7 @@ from edge.translate.anthropic_request import parse_messages_request
 from edge.translate.anthropic_upstream import decode_messages_stream
 from edge.usage import Usage
 from policies.catalog import Model
-from tests.support.matrix import read_messages_stream
+from tests.support.readers import read_messages_stream
 from tests.support.recordings import recordings
 
 MODEL = Model(id="claude", provider="anthropic", upstream="claude-x")

@@ -19,7 +19,7 @@ from tests.support.gateway import (
     start_live,
     stop_live,
 )
-from tests.support.matrix import read_gemini_array
+from tests.support.readers import read_gemini_array
 from tests.support.recordings import recordings
 
 ANTHROPIC = {r.name: r for r in recordings("anthropic")}

@@ -19,7 +19,7 @@ from edge.translate.gemini_request import parse_gemini_request
 from edge.translate.gemini_schema import to_json_schema
 from edge.translate.gemini_upstream import decode_gemini_stream
 from edge.usage import Usage
-from tests.support.matrix import read_gemini_array, read_gemini_stream
+from tests.support.readers import read_gemini_array, read_gemini_stream
 from tests.support.recordings import recordings
 
 GEMINI = {r.name: r for r in recordings("gemini")}

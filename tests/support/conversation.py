@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.matrix import Answer
+from tests.support.readers import Answer
 
 TOOL_OUTPUT = {"temperature": 7, "condition": "cloudy"}
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.matrix import Usage
+from tests.support.readers import Usage
 from tests.support.recordings import Recording
 
 MALFORMED = ("duplicate-message-start", "spliced-message-start")
