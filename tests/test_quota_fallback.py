@@ -3,11 +3,14 @@ open when so configured, every fallback decision counted."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from edge.appkeys import QUOTA
+from tests.support.fault_proxy import FaultProxy
 from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
 from tests.support.redis_server import RedisServer
 from tests.test_quota_support import chat
@@ -41,3 +44,39 @@ async def test_fail_open_budgets_and_local_rate_share(doomed: tuple[Live, RedisS
     assert counts["rate_local"] == 3
     assert counts["budget_open"] == 1
     assert counts["budget_closed"] == 0
+
+
+async def test_blackholed_redis_costs_a_timeout_then_nothing(redis_server: RedisServer) -> None:
+    """Redis that accepts bytes but never answers: the first decisions wait out the client
+    timeout, a few timeouts in a row trip the breaker, and later decisions do not wait."""
+    redis_server.command("FLUSHALL")
+    proxy = await FaultProxy("127.0.0.1", redis_server.port).start()
+    env = gateway_env(f"redis://{proxy.url_host_port}/0", None, EDGE_EXPECTED_REPLICAS="1")
+    live = await start_live(settings_for(env))
+    try:
+        assert live.http is not None and live.app is not None
+        rate = await live.tenant(quota={"requests_per_minute": 1000})
+        budget = await live.tenant(quota={"tokens_per_day": 1_000_000})
+        for tenant in (rate, budget):
+            assert (await chat(live.http, live.url, tenant.key))[0] == 200
+        proxy.set("blackhole")
+        timings = []
+        for i in range(12):
+            tenant = rate if i % 2 else budget
+            started = time.monotonic()
+            status = (await chat(live.http, live.url, tenant.key))[0]
+            timings.append(time.monotonic() - started)
+            assert status == (200 if tenant is rate else 503)
+        # Identity reloads and quota calls each give up after 100 ms; once the breaker is open,
+        # quota decisions and settlements skip Redis altogether.
+        assert max(timings) < 0.6, timings
+        assert sorted(timings)[len(timings) // 2] < 0.05, timings
+        proxy.set("pass")
+        deadline = time.monotonic() + 5
+        while (await chat(live.http, live.url, budget.key))[0] != 200:
+            assert time.monotonic() < deadline, "no recovery after Redis answered again"
+            await asyncio.sleep(0.05)
+    finally:
+        proxy.set("pass")
+        await stop_live(live)
+        await proxy.stop()

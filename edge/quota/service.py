@@ -11,10 +11,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from edge.context import RequestContext
@@ -185,17 +184,17 @@ class QuotaService:
         except TimeoutError as exc:
             # The script may still have run: release it (settling is idempotent).
             log.info("quota store timed out: deciding locally")
+            self._breaker.timed_out()
             self._background(self._release(reservation))
             raise _StoreDown from exc
         failures = [r for r in results if isinstance(r, BaseException)]
         outcome = results[-1]
         if failures:
-            if any(isinstance(f, RedisConnectionError | ConnectionError) for f in failures):
+            was_closed = self._breaker.allows()
+            self._breaker.failed(failures[0])
+            if was_closed and not self._breaker.allows():
                 log.warning("quota store unreachable (%r): deciding locally", failures[0])
-                self._breaker.trip()
                 self._background(self._drop_idle_connections())
-            else:
-                log.info("quota store call failed (%r): deciding locally", failures[0])
             if isinstance(outcome, ReserveResult) and outcome.admitted:
                 self._background(self._release(reservation))
             for failure in failures:
@@ -353,7 +352,33 @@ class QuotaService:
         model = self._model(reservation.model)
         tokens = usage.input_tokens + usage.output_tokens
         cost = cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        # While the shared store is known to be down, waiting on it would only delay the
+        # response: the usage is lost (counted) and a shared reservation expires on its own.
+        reachable = not self._store.shared or self._breaker.allows()
+        if not reachable:
+            self.fallbacks.record("settle_lost")
+            if not reservation.local:
+                return
         store = self._local if reservation.local else self._store.quota
+        calls: list[Coroutine[Any, Any, object]] = [
+            store.settle(
+                reservation.marker,
+                reservation.id,
+                reservation.deltas(tokens, cost),
+                reservation.slots,
+            )
+        ]
+        if reachable:
+            calls.append(self._record(reservation, usage, cost))
+        for result in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(result, STORE_ERRORS):
+                self._breaker.failed(result)
+                self.fallbacks.record("settle_lost")
+                log.info("usage not settled (%r); the reservation expires", result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _record(self, reservation: Reservation, usage: Usage, cost: int) -> None:
         scopes = [f"account:{reservation.account}"]
         if reservation.key_id:
             scopes.append(f"key:{reservation.key_id}")
@@ -364,22 +389,7 @@ class QuotaService:
             "cached_tokens": usage.cached_tokens,
             "cost_micros": cost,
         }
-        results = await asyncio.gather(
-            store.settle(
-                reservation.marker,
-                reservation.id,
-                reservation.deltas(tokens, cost),
-                reservation.slots,
-            ),
-            self._store.usage.record(scopes, counts, time.time()),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, STORE_ERRORS):
-                self.fallbacks.record("settle_lost")
-                log.warning("usage not settled (%s); the reservation expires", type(result))
-            elif isinstance(result, BaseException):
-                raise result
+        await self._store.usage.record(scopes, counts, time.time())
 
     def settle_later(self, ctx: RequestContext) -> asyncio.Task[None]:
         """Settle in a task of its own, so a cancelled request still gets its usage recorded."""
