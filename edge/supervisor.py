@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import shutil
 import signal
@@ -23,6 +24,7 @@ from prometheus_client import multiprocess
 from edge.settings import child_env
 
 log = logging.getLogger("edge.supervisor")
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def prepare_metrics_dir(configured: str | None) -> tuple[str, bool]:
@@ -35,6 +37,13 @@ def prepare_metrics_dir(configured: str | None) -> tuple[str, bool]:
     for stale in path.glob("*.db"):
         stale.unlink()
     return configured, False
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the parent dies (Linux), so a killed parent
+    leaves no worker holding the port; the worker then drains like any SIGTERM."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def worker_command(host: str, port: int) -> list[str]:
@@ -73,7 +82,10 @@ class Supervisor:
             # A session of their own: a terminal's Ctrl-C reaches only the parent, which
             # forwards it once (a second signal would make a worker cut its streams).
             proc = await asyncio.create_subprocess_exec(
-                *self.command, env=self.env, start_new_session=True
+                *self.command,
+                env=self.env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
             self.procs.append(proc)
         log.info(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -94,3 +95,33 @@ def test_workers_need_a_shared_store() -> None:
         env=gw.env, capture_output=True, text=True, timeout=30,
     )
     assert run.returncode == 2 and "--workers needs a shared store" in run.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its reaping is left
+
+
+def test_workers_stop_when_the_parent_is_killed(redis_server: RedisServer) -> None:
+    """SIGKILL on the parent leaves no worker behind holding the port (Linux)."""
+    env = gateway_env(redis_server.url, None, EDGE_LOG_LEVEL="INFO", EDGE_SHUTDOWN_GRACE="0")
+    proc = GatewayProcess(env, args=["--workers", "2"]).start()
+    try:
+        deadline = time.monotonic() + 10
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline:
+            for line in proc.log.read_text().splitlines():
+                if '"workers started"' in line:
+                    workers = json.loads(line)["workers"]
+            time.sleep(0.02)
+        assert len(workers) == 2
+        proc.kill()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
