@@ -32,6 +32,7 @@ def gateway_env(store_url: str, upstream_url: str | None, **extra: str) -> dict[
         "EDGE_ADMIN_TOKEN": ADMIN_TOKEN,
         "EDGE_HMAC_SECRET": HMAC_SECRET,
         "EDGE_LOG_LEVEL": "WARNING",
+        "EDGE_SHUTDOWN_GRACE": "0",  # tests that need a grace period set their own
     }
     if upstream_url:
         env.update(
