@@ -37,7 +37,11 @@ class Call:
 async def test_redis_killed_under_load_then_restarted() -> None:
     server = RedisServer().start()
     env = gateway_env(
-        server.url, None, EDGE_REDIS_TIMEOUT=str(REDIS_TIMEOUT), EDGE_EXPECTED_REPLICAS="2"
+        server.url,
+        None,
+        EDGE_REDIS_TIMEOUT=str(REDIS_TIMEOUT),
+        EDGE_EXPECTED_REPLICAS="2",
+        EDGE_SHUTDOWN_GRACE="0",
     )
     procs = [GatewayProcess(env), GatewayProcess(env)]
     calls: list[Call] = []
@@ -88,8 +92,7 @@ async def test_redis_killed_under_load_then_restarted() -> None:
             stop.set()
             await asyncio.gather(*tasks)
     finally:
-        for proc in procs:
-            await asyncio.to_thread(proc.stop)
+        await asyncio.gather(*(asyncio.to_thread(proc.stop) for proc in procs))
         server.stop()
 
     assert calls

@@ -70,7 +70,7 @@ async def pair(redis_url: str, fake: FakeUpstream) -> AsyncIterator[Pair]:
     # 100 clients and two gateways share two cores here: a 100 ms client timeout would fire
     # because the event loops are busy, not because Redis is slow, and those decisions would
     # fall back to the per-process share. The fallback has its own test (Redis killed).
-    env = gateway_env(redis_url, fake.url, EDGE_REDIS_TIMEOUT="0.5")
+    env = gateway_env(redis_url, fake.url, EDGE_REDIS_TIMEOUT="0.5", EDGE_SHUTDOWN_GRACE="0")
     procs = [GatewayProcess(env), GatewayProcess(env)]
     try:
         for proc in procs:
@@ -79,8 +79,7 @@ async def pair(redis_url: str, fake: FakeUpstream) -> AsyncIterator[Pair]:
         async with aiohttp.ClientSession(connector=connector) as http:
             yield Pair([p.url for p in procs], http)
     finally:
-        for proc in procs:
-            await asyncio.to_thread(proc.stop)
+        await asyncio.gather(*(asyncio.to_thread(proc.stop) for proc in procs))
 
 
 async def test_rate_limit_is_exact_across_two_replicas(pair: Pair) -> None:

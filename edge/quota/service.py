@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Coroutine, Mapping
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -185,7 +186,7 @@ class QuotaService:
             # The script may still have run: release it (settling is idempotent).
             log.info("quota store timed out: deciding locally")
             self._breaker.timed_out()
-            self._background(self._release(reservation))
+            self._background(self._release(replace(reservation)))
             raise _StoreDown from exc
         failures = [r for r in results if isinstance(r, BaseException)]
         outcome = results[-1]
@@ -196,7 +197,7 @@ class QuotaService:
                 log.warning("quota store unreachable (%r): deciding locally", failures[0])
                 self._background(self._drop_idle_connections())
             if isinstance(outcome, ReserveResult) and outcome.admitted:
-                self._background(self._release(reservation))
+                self._background(self._release(replace(reservation)))
             for failure in failures:
                 if not isinstance(failure, STORE_ERRORS):
                     raise failure
@@ -320,7 +321,10 @@ class QuotaService:
         ]
 
     async def _release(self, reservation: Reservation) -> None:
-        """Give back everything a reservation holds (a refused or failed call)."""
+        """Give back everything a reservation holds (a refused or failed call).
+
+        A release running in the background gets a copy: the caller goes on to reuse the
+        reservation for a local decision, which rewrites where and what it holds."""
         store = self._local if reservation.local else self._store.quota
         deltas = reservation.deltas(0, 0)
         try:
