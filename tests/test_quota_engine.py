@@ -103,3 +103,22 @@ async def test_account_plan_applies_to_all_its_keys(gateway: Live) -> None:
     status, _, body = await chat(gateway.http, gateway.url, other["key"])
     assert status == 429
     assert "for this account" in body["error"]["message"]
+
+
+async def test_gemini_call_estimated_from_its_path_and_generation_config(gateway: Live) -> None:
+    tenant = await gateway.tenant(quota={"tokens_per_minute": 500})
+    assert gateway.http is not None
+    url = f"{gateway.url}/v1beta/models/local-echo:generateContent"
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 1000},
+    }
+    async with gateway.http.post(url, json=body, headers={"x-goog-api-key": tenant.key}) as resp:
+        assert resp.status == 429
+        answer = await resp.json()
+    assert answer["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert "more than the limit of 500 tokens per minute" in answer["error"]["message"]
+    body["generationConfig"] = {"maxOutputTokens": 50}
+    async with gateway.http.post(url, json=body, headers={"x-goog-api-key": tenant.key}) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["RateLimit-Policy"] == '"key-tpm";q=500;w=60'
