@@ -27,6 +27,7 @@ from edge.metrics import FallbackSource, Metrics
 from edge.middlewares import CHAIN
 from edge.middlewares.quota import quota_headers
 from edge.quota.service import QuotaService
+from edge.responses.worker import background_ctx
 from edge.settings import Settings
 from edge.store import open_store
 from edge.upstream.client import make_session
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(background_ctx)
     app.on_response_prepare.append(quota_headers)
     app.on_response_prepare.append(_server_header)
     setup_inference(app)

@@ -72,11 +72,14 @@ class Settings:
     log_level: str = "INFO"
     upstream_body_limit: int = 64 * 1024 * 1024
     redis_timeout: float = 0.1
-    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    responses_retention: float = 30 * 86400.0  # seconds a stored response is kept
+    background_lease: float = 30.0  # seconds before a dead worker's background run is taken over
+    background_concurrency: int = 8  # background runs one process executes at once
     shutdown: Shutdown = Shutdown()
     metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
     metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
     store_startup_timeout: float = 10.0  # how long `edge serve` retries an unreachable store
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (CLI flags, tests)."""
@@ -245,7 +248,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=(env.get("EDGE_LOG_LEVEL") or "INFO").upper(),
         redis_timeout=_float(env, "EDGE_REDIS_TIMEOUT", 0.1),
-        quota=_quota_settings(env, config),
+        responses_retention=_float(env, "EDGE_RESPONSES_RETENTION_DAYS", 30.0) * 86400.0,
+        background_lease=_float(env, "EDGE_BACKGROUND_LEASE_SECONDS", 30.0),
+        background_concurrency=max(1, int(_float(env, "EDGE_BACKGROUND_CONCURRENCY", 8))),
         shutdown=Shutdown(
             grace=_seconds(env, "EDGE_SHUTDOWN_GRACE", 3.0),
             timeout=_seconds(env, "EDGE_SHUTDOWN_TIMEOUT", 30.0),
@@ -253,4 +258,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         store_startup_timeout=_seconds(env, "EDGE_STORE_STARTUP_TIMEOUT", 10.0),
+        quota=_quota_settings(env, config),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge.handlers import chat, gemini, health, messages, models
+from edge.handlers.responses_routes import setup_responses
 
 OPENAI_PREFIXES = ("/v1", "/ai-gateway/mlflow/v1", "/ai-gateway/openai/v1")
 ANTHROPIC_PREFIXES = ("/v1", "/ai-gateway/anthropic/v1")
@@ -20,6 +21,7 @@ def setup_inference(app: web.Application) -> None:
         app.router.add_post(f"{prefix}/chat/completions", chat.chat_completions)
         app.router.add_get(f"{prefix}/models", models.list_models)
         app.router.add_get(f"{prefix}/models/{{model:.+}}", models.get_model)
+    setup_responses(app, OPENAI_PREFIXES)
     for prefix in ANTHROPIC_PREFIXES:
         app.router.add_post(f"{prefix}/messages", messages.messages)
     for prefix in GEMINI_PREFIXES:

@@ -86,7 +86,10 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
     invalidation.start()
     # Blocking reads (event log tails, the job queue) wait up to a few seconds: their own pool.
     blocking = Redis.from_url(
-        url, socket_timeout=30.0, socket_connect_timeout=max(redis_timeout, 1.0)
+        url,
+        socket_timeout=30.0,
+        socket_connect_timeout=max(redis_timeout, 1.0),
+        retry=Retry(NoBackoff(), 0),  # a failed blocking read is the caller's to retry
     )
     try:
         yield Store(

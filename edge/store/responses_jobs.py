@@ -46,12 +46,16 @@ class JobQueue(Protocol):
     async def done(self, job: Job) -> None:
         """Remove a finished job."""
 
+    async def wake(self) -> None:
+        """Make a waiting `take` return now, and every later one at once (shutdown)."""
+
 
 class MemoryJobs:
     """One process: an asyncio queue (nothing outlives the process, so there is no lease)."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._woken = asyncio.Event()
 
     async def push(self, account: str, response_id: str) -> None:
         """Queue a run."""
@@ -59,16 +63,26 @@ class MemoryJobs:
 
     async def take(self, wait: float, lease: float) -> Job | None:
         """The next job."""
-        try:
-            return await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
+        if self._woken.is_set():
             return None
+        getter = asyncio.ensure_future(self._queue.get())
+        waker = asyncio.ensure_future(self._woken.wait())
+        await asyncio.wait((getter, waker), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+        if getter.done():
+            return getter.result()
+        getter.cancel()  # safe: a cancelled get leaves the item in the queue
+        return None
 
     async def renew(self, job: Job) -> None:
         """Nothing to renew in one process."""
 
     async def done(self, job: Job) -> None:
         """Nothing to acknowledge in one process."""
+
+    async def wake(self) -> None:
+        """Release a waiting take."""
+        self._woken.set()
 
 
 def _text(value: bytes | str) -> str:
@@ -91,6 +105,7 @@ class RedisJobs:
         self._blocking = blocking  # a client whose socket timeout outlasts a blocking read
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._group_ready = False
+        self._woken = False
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -109,6 +124,8 @@ class RedisJobs:
 
     async def take(self, wait: float, lease: float) -> Job | None:
         """A job idle past its lease first, else a new one."""
+        if self._woken:
+            return None
         await self._ensure_group()
         claimed: Any = await self._r.xautoclaim(
             JOBS, GROUP, self._consumer, min_idle_time=int(lease * 1000), start_id="0-0", count=1
@@ -119,6 +136,8 @@ class RedisJobs:
                 return job
         for deleted in claimed[2] if len(claimed) > 2 else []:
             await self._r.xack(JOBS, GROUP, deleted)
+        if self._woken:
+            return None
         replies: Any = await self._blocking.xreadgroup(
             GROUP, self._consumer, {JOBS: ">"}, count=1, block=max(1, int(wait * 1000))
         )
@@ -139,3 +158,9 @@ class RedisJobs:
         pipe.xack(JOBS, GROUP, job.token)
         pipe.xdel(JOBS, job.token)
         await pipe.execute()
+
+    async def wake(self) -> None:
+        """Close the blocking connections: a blocked read fails at once instead of being
+        cancelled (a cancelled Redis call can leave its connection unusable)."""
+        self._woken = True
+        await self._blocking.connection_pool.disconnect()

@@ -71,12 +71,14 @@ def _adapters() -> dict[str, AdapterFactory]:
     from edge.translate.anthropic_upstream import AnthropicUpstream
     from edge.translate.chat_upstream import ChatUpstream
     from edge.translate.gemini_upstream import GeminiUpstream
+    from edge.translate.responses_upstream import ResponsesUpstream
 
     return {
         "local": LocalEcho,
         "chat": ChatUpstream,
         "messages": AnthropicUpstream,
         "gemini": GeminiUpstream,
+        "responses": ResponsesUpstream,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -71,7 +72,10 @@ class Recording:
             if not line.strip():
                 continue
             if self.api in ("openai-responses", "anthropic"):
-                kind = json.loads(line)["type"]
+                # Read by pattern: some recorded events really are cut short (invalid JSON).
+                found = re.search(r'"type"\s*:\s*"([^"]+)"', line)
+                assert found is not None, f"no event type in {line[:80]}"
+                kind = found.group(1)
                 frames.append(f"event: {kind}\ndata: {line}\n\n")
             else:
                 frames.append(f"data: {line}\n\n")

@@ -1,0 +1,65 @@
+"""`previous_response_id`: the stored transcript, from the first turn on, prepended to a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.errors import GatewayError, bad_request
+from edge.store.responses import ResponseStore, StoredResponse
+
+# A chain longer than this is refused rather than walked (each turn is one store read).
+MAX_TURNS = 1000
+
+
+def not_found(response_id: str, param: str | None = None) -> GatewayError:
+    """The 404 for an id that is unknown, expired, deleted, or another account's."""
+    if param == "previous_response_id":
+        return GatewayError(
+            404,
+            f"Previous response with id '{response_id}' not found.",
+            param=param,
+            code="previous_response_not_found",
+        )
+    return GatewayError(
+        404, f"Response with id '{response_id}' not found.", code="response_not_found"
+    )
+
+
+async def _chain(store: ResponseStore, account: str, first: str) -> list[StoredResponse]:
+    turns: list[StoredResponse] = []
+    current: str | None = first
+    while current is not None:
+        if len(turns) >= MAX_TURNS:
+            raise bad_request(
+                f"The conversation is longer than {MAX_TURNS} responses; start a new one.",
+                param="previous_response_id",
+            )
+        record = await store.get(account, current)
+        if record is None:
+            raise not_found(current, "previous_response_id")
+        if not record.stored:
+            raise bad_request(
+                f"Response '{current}' was created with 'store': false, so it cannot be "
+                "continued with 'previous_response_id'. Send the whole conversation instead.",
+                param="previous_response_id",
+                code="previous_response_not_stored",
+            )
+        if not turns and not record.terminal:
+            raise bad_request(
+                f"Response '{current}' is still {record.status}; continue it once it has "
+                "finished.",
+                param="previous_response_id",
+                code="previous_response_in_progress",
+            )
+        turns.append(record)
+        current = record.previous_response_id
+    return turns
+
+
+async def transcript(store: ResponseStore, account: str, previous: str) -> list[dict[str, Any]]:
+    """Every earlier turn's input and output items, oldest first."""
+    items: list[dict[str, Any]] = []
+    for turn in reversed(await _chain(store, account, previous)):
+        items.extend(turn.input_items)
+        items.extend(i for i in turn.response.get("output") or [] if isinstance(i, dict))
+    return items

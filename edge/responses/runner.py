@@ -1,0 +1,133 @@
+"""Running one background response: call the provider, log every event, end it once.
+
+A model whose provider speaks Responses gets the provider's own events (re-addressed to our
+response id); any other model goes through its adapter and the neutral Responses renderer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from edge.appkeys import HTTP, SETTINGS
+from edge.errors import GatewayError
+from edge.relay import INTERRUPTED, read_capped
+from edge.responses.state import RunLog, failed_events
+from edge.routing import Route, resolve_route
+from edge.sse import SSEError, SSEParser
+from edge.translate.responses_object import Shell, complete_object
+from edge.translate.responses_render import ResponsesEvents
+from edge.translate.responses_request import ResponseParams, to_neutral_request
+from edge.translate.responses_wire import LIFECYCLE, TERMINAL, event_type, members
+from edge.translate.upstream import UpstreamContext, adapter_for
+from edge.upstream.auth import upstream_headers
+from edge.upstream.client import open_upstream
+from edge.upstream.errors import upstream_error
+from edge.usage import from_openai_responses
+
+CUT = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError)
+
+
+def shell_of(record_response: dict[str, Any], job: dict[str, Any]) -> Shell:
+    """The shell a background response was queued with."""
+    return Shell(
+        id=str(record_response["id"]),
+        model=str(record_response["model"]),
+        params=ResponseParams.from_json(job["params"]),
+        created_at=int(record_response["created_at"]),
+        background=True,
+        previous_response_id=record_response.get("previous_response_id"),
+    )
+
+
+async def run(app: web.Application, run_log: RunLog) -> None:
+    """Run a claimed job to its terminal status (unless it is ended elsewhere first)."""
+    record = run_log.record
+    job = record.job or {}
+    shell = shell_of(record.response, job)
+    route = resolve_route(app[SETTINGS].catalog, job.get("model"), "responses")
+    if job.get("upstream_body") is not None:
+        await _passthrough(app, run_log, shell, route, job["upstream_body"])
+    else:
+        await _neutral(app, run_log, shell, route, job["items"])
+
+
+async def _neutral(
+    app: web.Application, run_log: RunLog, shell: Shell, route: Route, items: list[Any]
+) -> None:
+    settings = app[SETTINGS]
+    up = UpstreamContext(app[HTTP], route, settings.timeouts, settings.upstream_body_limit)
+    events = ResponsesEvents(shell, announce=False)
+    req = to_neutral_request(shell.params, items, route.model.upstream, stream=True)
+    try:
+        async with adapter_for(route).stream(up, req) as call:
+            async for event in call.events:
+                await run_log.emit(events.feed(event))
+        closing = events.finish()
+    except GatewayError as err:
+        closing = events.fail(err)
+    except CUT:
+        closing = events.fail(GatewayError(502, INTERRUPTED, code="upstream_interrupted"))
+    assert events.final is not None
+    await run_log.emit(closing[:-1])
+    await run_log.end(closing[-1:], events.final, events.usage)
+
+
+def _readdress(shell: Shell, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A provider event as our response's event: our id, flags and every field."""
+    if kind in LIFECYCLE and isinstance(data.get("response"), dict):
+        provider = {**data["response"], "id": shell.id, "background": True}
+        provider["previous_response_id"] = shell.previous_response_id
+        provider["store"] = True
+        data = {**data, "response": complete_object(shell, provider)}
+    return data
+
+
+async def _passthrough(
+    app: web.Application, run_log: RunLog, shell: Shell, route: Route, body: dict[str, Any]
+) -> None:
+    settings = app[SETTINGS]
+    url = f"{route.provider.base_url}/responses"
+    headers = upstream_headers(route.provider, {})
+    items: dict[int, dict[str, Any]] = {}
+    try:
+        async with open_upstream(
+            app[HTTP], url, orjson.dumps(body), headers, settings.timeouts
+        ) as upstream:
+            if upstream.status >= 400:
+                raw = await read_capped(upstream, 1 << 20)
+                raise upstream_error(upstream.status, raw, [])
+            parser = SSEParser()
+            async for chunk in upstream.content.iter_any():
+                batch: list[dict[str, Any]] = []
+                for event in parser.feed(chunk):
+                    kind, data = event_type(event), members(event.data)
+                    if kind is None or data is None:
+                        continue
+                    data.setdefault("type", kind)
+                    if kind in ("response.created", "response.queued", "response.in_progress"):
+                        continue  # our own lifecycle events were logged when the run began
+                    data = _readdress(shell, kind, data)
+                    if kind == "response.output_item.done" and isinstance(data.get("item"), dict):
+                        items[int(data.get("output_index") or 0)] = data["item"]
+                    if kind in TERMINAL:
+                        final = dict(data["response"])
+                        if not final.get("output"):
+                            final["output"] = [items[i] for i in sorted(items)]
+                        await run_log.emit(batch)
+                        usage = from_openai_responses(final.get("usage"))
+                        await run_log.end([{**data, "response": final}], final, usage)
+                        return
+                    batch.append(data)
+                await run_log.emit(batch)
+            raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+    except GatewayError as err:
+        failure = err
+    except CUT:
+        failure = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+    snapshot = shell.render("in_progress", [items[i] for i in sorted(items)])
+    closing, failed = failed_events(snapshot, failure)
+    await run_log.end(closing, failed, None)

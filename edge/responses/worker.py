@@ -1,0 +1,204 @@
+"""The background worker every gateway process runs: it takes queued responses and runs them.
+
+Crash recovery is *fail, not restart*. A job whose process died (it stopped renewing its lease)
+is claimed by another process once the lease expires. If the run had not started (still
+`queued`), it is simply run. If it was `in_progress`, it is ended as `failed` with the error
+code `worker_lost`: part of its output may already have been streamed to clients and billed by
+the provider, and a silent second run could answer differently under the same id and sequence
+numbers. The terminal status is a conditional append, so it is written exactly once however
+many processes race for it. A process shutting down fails its running jobs the same way
+(`server_shutdown`) so that waiting clients are not left until the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from edge.appkeys import SETTINGS, STORE
+from edge.errors import GatewayError
+from edge.responses import runner
+from edge.responses.state import (
+    CANCEL_TOPIC,
+    RunLog,
+    RunStopped,
+    encode_event,
+    end_elsewhere,
+    failed_events,
+)
+from edge.store import StoreUnavailable
+from edge.store.responses import Change, StoredResponse
+from edge.store.responses_jobs import Job
+
+log = logging.getLogger(__name__)
+STORE_ERRORS = (RedisError, OSError, StoreUnavailable)
+WORKER_LOST = GatewayError(
+    500,
+    "The gateway process running this response stopped; the response was not restarted.",
+    code="worker_lost",
+)
+SHUTDOWN = GatewayError(
+    503, "The gateway shut down while this response was running.", code="server_shutdown"
+)
+_TAKE_WAIT = 1.0  # seconds one take() waits for a job, so stops and takeovers stay prompt
+
+
+class Worker:
+    """Runs background responses in this process, a bounded number at once."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        settings = app[SETTINGS]
+        self.lease = settings.background_lease
+        self._slots = asyncio.Semaphore(settings.background_concurrency)
+        self._runs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Begin taking jobs."""
+        self.app[STORE].invalidation.subscribe(self._on_topic)
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="edge-bg")
+
+    async def stop(self) -> None:
+        """Stop taking jobs; fail the running ones so their clients hear of it now."""
+        self._stopping = True
+        loop_task = self._loop_task
+        if loop_task is not None:
+            with contextlib.suppress(*STORE_ERRORS):
+                await self.app[STORE].jobs.wake()
+            # Cancelling is the last resort: the loop normally ends by itself once woken.
+            await asyncio.wait([loop_task], timeout=2.0)
+            if not loop_task.done():
+                loop_task.cancel()
+                await asyncio.wait([loop_task], timeout=1.0)
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=5.0)
+
+    def _on_topic(self, topic: str) -> None:
+        if topic.startswith(CANCEL_TOPIC):
+            account, _, response_id = topic.removeprefix(CANCEL_TOPIC).partition("/")
+            task = self._runs.get((account, response_id))
+            if task is not None:
+                task.cancel()  # closes the upstream call; the canceller wrote the end
+
+    async def _loop(self) -> None:
+        jobs = self.app[STORE].jobs
+        while not self._stopping:
+            await self._slots.acquire()
+            try:
+                job = None if self._stopping else await jobs.take(_TAKE_WAIT, self.lease)
+            except STORE_ERRORS as exc:
+                self._slots.release()
+                if self._stopping:
+                    return
+                log.warning("background queue unavailable: %s", type(exc).__name__)
+                await asyncio.sleep(_TAKE_WAIT)
+                continue
+            if job is None or self._stopping:
+                # A job taken just now stays pending: another process takes it over, unstarted.
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._handle(job))
+            self._handlers.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._handlers.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background run failed", exc_info=task.exception())
+
+    async def _handle(self, job: Job) -> None:
+        try:
+            if await self._process(job):
+                await self.app[STORE].jobs.done(job)
+        except STORE_ERRORS as exc:
+            # The job stays pending: once its lease expires a worker takes it over.
+            log.warning("background run interrupted by the store: %s", type(exc).__name__)
+
+    async def _process(self, job: Job) -> bool:
+        """Run or settle one job; True when it needs no further attention."""
+        store = self.app[STORE].responses
+        record = await store.get(job.account, job.response_id)
+        if record is None or record.terminal or record.job is None:
+            return True
+        if job.taken_over and record.status == "in_progress":
+            events, failed = failed_events(record.response, WORKER_LOST)
+            await end_elsewhere(self.app, record, "failed", events, failed)
+            return True
+        attempt = secrets.token_hex(8)
+        started = {**record.response, "status": "in_progress"}
+        change = Change(expect="queued", status="in_progress", claim=attempt, response=started)
+        appended = await store.append(
+            record.account,
+            record.id,
+            [encode_event({"type": "response.in_progress", "response": started})],
+            change,
+            self.app[SETTINGS].responses_retention,
+        )
+        if appended < 0:
+            return True  # cancelled, or another worker started it
+        record.response, record.status, record.attempt = started, "in_progress", attempt
+        return await self._run(job, record, RunLog(self.app, record, attempt))
+
+    async def _run(self, job: Job, record: StoredResponse, run_log: RunLog) -> bool:
+        key = (record.account, record.id)
+        run_task = asyncio.get_running_loop().create_task(runner.run(self.app, run_log))
+        self._runs[key] = run_task
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(job, run_log, run_task))
+        try:
+            await run_task
+        except RunStopped:
+            pass  # ended elsewhere
+        except GatewayError as err:  # the model or its provider is not available here
+            events, failed = failed_events(record.response, err)
+            await run_log.end(events, failed, None)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                return True  # the run was stopped because it ended elsewhere
+            events, failed = failed_events(record.response, SHUTDOWN)
+            with contextlib.suppress(*STORE_ERRORS, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    if await asyncio.shield(run_log.end(events, failed, None)):
+                        await asyncio.shield(self.app[STORE].jobs.done(job))
+            raise
+        finally:
+            beat.cancel()
+            self._runs.pop(key, None)
+        return True
+
+    async def _heartbeat(self, job: Job, run_log: RunLog, run_task: asyncio.Task[None]) -> None:
+        """Renew the job's lease; stop the run if it was ended elsewhere (a missed notice)."""
+        store = self.app[STORE]
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await store.jobs.renew(job)
+                record = await store.responses.get(job.account, job.response_id)
+            except STORE_ERRORS as exc:
+                log.warning("lease not renewed: %s", type(exc).__name__)
+                continue
+            if record is None or record.terminal or record.attempt != run_log.attempt:
+                run_task.cancel()
+                return
+
+
+
+async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: this process's worker, from start-up to shutdown (after the HTTP pool)."""
+    worker = Worker(app)
+    worker.start()
+    yield
+    await worker.stop()
