@@ -253,3 +253,34 @@ async def test_a_job_claimed_by_a_dead_process_before_it_started_is_run(
         assert sum(e["type"] in TERMINALS for e in log) == 1
     finally:
         await stop(proc)
+
+
+async def test_sigterm_fails_a_run_that_cannot_finish_in_time(redis_server, fake, http) -> None:
+    """A draining process takes no new job and waits for its runs until the shutdown deadline;
+    what is still running then ends `failed` at once, not a lease later."""
+    redis_server.command("FLUSHALL")
+    env = {**env_for(redis_server.url, fake.url), "EDGE_SHUTDOWN_TIMEOUT": "1"}
+    a = GatewayProcess(env)
+    await start(a)
+    try:
+        tenant = await Live(url=a.url, http=http).tenant()
+        fake.push(Scenario(frames=slow_frames(), delay_chunks=0.1))
+        sdk = client(a, tenant.key)
+        rid = (await sdk.responses.create(model="gpt-5-4", input="long", background=True)).id
+        await sdk.close()
+
+        async def started() -> bool:
+            return fake.open_streams > 0
+
+        await wait_for(started, 10, "A to run the job")
+        a.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(a.proc.wait, 15) == 0
+    finally:
+        a.kill()
+    async with open_store(redis_server.url, redis_timeout=1.0) as store:
+        record = await store.responses.get(tenant.account, rid)
+        assert record is not None and record.status == "failed"
+        assert record.response["error"]["code"] == "server_shutdown"
+        log = await store.responses.events(tenant.account, rid, -1, 0)
+        assert [json.loads(data)["type"] for _, data in log][-2:] == ["error", "response.failed"]
+    assert redis_server.command("XLEN", "edge:resp:jobs").startswith(b":0")

@@ -30,8 +30,13 @@ async def tail(
     """Stream events numbered above `after` until the terminal one."""
     store = request.app[STORE].responses
     idle_limit = request.app[SETTINGS].timeouts.idle
-    response = await start_stream(request, ctx)
     account, response_id = record.account, record.id
+
+    def terminal(err: GatewayError) -> bytes:
+        # A shutdown that cuts this stream ends it with an error numbered after what was sent.
+        return sse_bytes([_error_event(after + 1, err)])
+
+    response = await start_stream(request, ctx, terminal=terminal)
     last_event = time.monotonic()
     while True:
         batch = await store.events(account, response_id, after, 0)

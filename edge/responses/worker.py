@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from edge.appkeys import SETTINGS, STORE
+from edge.appkeys import LIFECYCLE, SETTINGS, STORE
 from edge.errors import GatewayError
 from edge.responses import runner
 from edge.responses.state import (
@@ -67,18 +67,31 @@ class Worker:
         self.app[STORE].invalidation.subscribe(self._on_topic)
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="edge-bg")
 
-    async def stop(self) -> None:
-        """Stop taking jobs; fail the running ones so their clients hear of it now."""
+    async def _stop_taking(self) -> None:
         self._stopping = True
         loop_task = self._loop_task
-        if loop_task is not None:
-            with contextlib.suppress(*STORE_ERRORS):
-                await self.app[STORE].jobs.wake()
-            # Cancelling is the last resort: the loop normally ends by itself once woken.
-            await asyncio.wait([loop_task], timeout=2.0)
-            if not loop_task.done():
-                loop_task.cancel()
-                await asyncio.wait([loop_task], timeout=1.0)
+        if loop_task is None or loop_task.done():
+            return
+        with contextlib.suppress(*STORE_ERRORS):
+            await self.app[STORE].jobs.wake()
+        # Cancelling is the last resort: the loop normally ends by itself once woken.
+        await asyncio.wait([loop_task], timeout=2.0)
+        if not loop_task.done():
+            loop_task.cancel()
+            await asyncio.wait([loop_task], timeout=1.0)
+
+    async def drain(self) -> None:
+        """Drain hook (SIGTERM): take no new job, let the running ones finish.
+
+        Whatever still runs when the shutdown deadline passes is failed by `stop`.
+        """
+        await self._stop_taking()
+        while self._handlers:
+            await asyncio.wait(list(self._handlers))
+
+    async def stop(self) -> None:
+        """Stop taking jobs; fail the running ones so their clients hear of it now."""
+        await self._stop_taking()
         handlers = list(self._handlers)
         for task in handlers:
             task.cancel()
@@ -200,5 +213,6 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: this process's worker, from start-up to shutdown (after the HTTP pool)."""
     worker = Worker(app)
     worker.start()
+    app[LIFECYCLE].on_drain.append(worker.drain)
     yield
     await worker.stop()
