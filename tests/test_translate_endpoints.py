@@ -3,6 +3,8 @@ unsupported features and Gemini's two stream framings."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -181,3 +183,47 @@ async def test_gemini_malformed_upstream_stream_ends_in_error(
     )
     last = raw.strip().split(b"\r\n\r\n")[-1]
     assert status == 200 and orjson.loads(last.removeprefix(b"data: "))["error"]["code"] == 502
+
+
+GEMINI_CHUNK = (
+    b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"x"}]}}],'
+    b'"modelVersion":"gemini-2.5-flash","responseId":"r"}\r\n\r\n'
+)
+
+
+async def test_client_disconnect_closes_a_translated_upstream(
+    gw: Live, fake: FakeUpstream, tenant: Tenant
+) -> None:
+    """A Messages client reading a Gemini stream leaves: the Gemini call is closed at once."""
+    fake.push(Scenario(endless=True, endless_frame=GEMINI_CHUNK, delay_chunks=0.02))
+    assert gw.http is not None
+    async with gw.http.post(
+        f"{gw.url}/v1/messages",
+        json={**MESSAGE, "model": "gemini-2-5-flash", "stream": True},
+        headers={"x-api-key": tenant.key},
+    ) as resp:
+        assert resp.status == 200
+        await resp.content.readline()
+        await resp.content.readline()
+        assert resp.connection is not None and resp.connection.transport is not None
+        resp.connection.transport.abort()
+        closed_at = time.monotonic()
+    deadline = closed_at + 1.0
+    while not fake.disconnects and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert fake.disconnects, "upstream connection still open 1 s after the client left"
+
+
+async def test_gemini_passthrough_without_sse_relays_the_array(
+    gw: Live, fake: FakeUpstream, tenant: Tenant
+) -> None:
+    chunks = GEMINI["google-text.chunks.txt"].events()
+    fake.push(Scenario(body=orjson.dumps(chunks)))
+    status, _, raw = await _post(
+        gw,
+        "/v1beta/models/gemini-2-5-flash:streamGenerateContent",
+        CONTENTS,
+        {"x-goog-api-key": tenant.key},
+    )
+    assert status == 200 and orjson.loads(raw) == chunks
+    assert fake.requests[-1].path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
