@@ -15,7 +15,7 @@ import pytest
 from edge.sse import SSEParser
 from tests.support.fake_upstream import Scenario
 from tests.support.recordings import Recording, recordings
-from tests.test_responses_schema import validate_event
+from tests.test_responses_schema import ITEMS, validate_event, validate_object
 
 RECS = recordings("openai-responses")
 BY_NAME = {r.name: r for r in RECS}
@@ -125,6 +125,10 @@ async def test_streamed_recording_passes_through_unchanged(gateway, fake, rec: R
     assert stored["status"] == last["status"]
     if last["status"] == "completed":
         assert stored["output"], "output items are kept even when the final event omits them"
+    if all(item["type"] in ITEMS for item in stored["output"]):
+        # The stored object is the provider's, completed by edge: a valid Open Responses object
+        # (unless the provider's hosted tools add items the spec does not define).
+        validate_object(stored)
 
 
 async def test_upstream_error_mid_stream_ends_with_response_failed(gateway, fake) -> None:
@@ -180,3 +184,16 @@ async def test_store_false_is_not_kept(gateway, fake) -> None:
     assert status == 200
     status, body = await _get(gateway, tenant.key, rec.body()["id"])
     assert status == 404 and body["error"]["code"] == "response_not_found"
+
+
+async def test_ids_that_cannot_exist_are_404(gateway) -> None:
+    tenant = await gateway.tenant()
+    for bad in ("resp_x!", "a" * 200):
+        status, body = await _get(gateway, tenant.key, bad)
+        assert status == 404 and body["error"]["code"] == "response_not_found"
+    status, _ = await _get(gateway, tenant.key, "resp%2Fx")
+    assert status == 404
+    status, raw = await _post(
+        gateway, tenant.key, {"model": "local/echo", "input": "x", "previous_response_id": "r}"}
+    )
+    assert status == 404 and orjson.loads(raw)["error"]["code"] == "previous_response_not_found"

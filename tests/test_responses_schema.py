@@ -186,3 +186,10 @@ def test_whole_object(stop: n.StopReason, status: str) -> None:
     validate_object(obj)
     assert obj["status"] == status
     assert obj["text"]["format"]["schema"] == {}
+
+
+def test_lifecycle_events_come_first_even_without_a_start() -> None:
+    events = _run(EVERYTHING[1:])
+    validate_stream(events)
+    assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
+    assert _run([])[0]["type"] == "response.created"

@@ -10,6 +10,7 @@ import openai
 import orjson
 import pytest
 
+from edge.appkeys import STORE
 from tests.support.fake_upstream import Scenario
 from tests.test_responses_passthrough import parse_sse
 from tests.test_responses_schema import validate_item, validate_object, validate_stream
@@ -75,7 +76,7 @@ async def test_string_input(client) -> None:
     )
 
 
-async def test_item_input_with_instructions_and_echoed_fields(client) -> None:
+async def test_item_input_with_instructions_and_echoed_fields(client, gateway, tenant) -> None:
     obj = await create(
         client,
         model="local/echo",
@@ -97,6 +98,9 @@ async def test_item_input_with_instructions_and_echoed_fields(client) -> None:
     assert (obj["temperature"], obj["max_output_tokens"], obj["truncation"]) == (0.2, 50, "auto")
     assert obj["reasoning"] == {"effort": "low", "summary": None}
     assert "tags" not in obj and "providerOptions" not in obj
+    # Recorded with the stored response, never sent anywhere.
+    record = await gateway.app[STORE].responses.get(tenant.account, obj["id"])
+    assert record.recorded == {"tags": ["a"], "trace": {"id": "t1"}}
 
 
 async def test_tools_then_function_call_output(client) -> None:
@@ -203,8 +207,11 @@ async def test_input_items_pages(client) -> None:
     page = await client.responses.input_items.list(obj["id"])
     texts = [i.content[0].text for i in page.data]
     assert texts == ["m4", "m3", "m2", "m1", "m0"]  # newest first by default
-    for item in page.data:
-        validate_item(item.model_dump(mode="json", exclude_none=True))
+    raw = await client.responses.input_items.with_raw_response.list(obj["id"])
+    listing = orjson.loads(raw.http_response.content)
+    assert listing["object"] == "list" and listing["first_id"] == page.data[0].id
+    for item in listing["data"]:
+        validate_item(item)
     first = await client.responses.input_items.list(obj["id"], limit=2, order="asc")
     assert [i.content[0].text for i in first.data] == ["m0", "m1"] and first.has_more
     rest = await client.responses.input_items.list(

@@ -45,6 +45,13 @@ def _account(ctx: RequestContext) -> str:
     return account
 
 
+def _recorded(ctx: RequestContext) -> dict[str, Any]:
+    """The gateway-only fields of the request (`tags`, `trace`), as set aside on the context."""
+    return {
+        k: ctx.extra[f"responses.{k}"] for k in ("tags", "trace") if f"responses.{k}" in ctx.extra
+    }
+
+
 def _as_upstream_item(item: dict[str, Any]) -> dict[str, Any]:
     # Our ids on input messages mean nothing to a provider, which may refuse unknown ones.
     if item.get("type") == "message" and item.get("role") != "assistant":
@@ -90,9 +97,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     )
     params = parse_params(payload)
     own_items = input_of(payload)
-    for name in ("tags", "trace"):
-        if payload.get(name) is not None:
-            ctx.extra[f"responses.{name}"] = payload[name]
+    recorded = {k: payload[k] for k in ("tags", "trace") if payload.get(k) is not None}
+    ctx.extra.update({f"responses.{k}": v for k, v in recorded.items()})
     account = _account(ctx)
     history: list[dict[str, Any]] = []
     if params.previous_response_id is not None:
@@ -102,6 +108,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             )
 
     async def attempt(route: Route) -> web.StreamResponse:
+        """Answer with one model of the fallback chain."""
         _check_tools(params, route)
         if params.background:
             # The run happens later, elsewhere: the first model is the one it is queued for.
@@ -138,7 +145,13 @@ async def _passthrough(
         # The provider saw the transcript, not the id: the stored object names the chain.
         final["previous_response_id"] = params.previous_response_id
     await save(
-        request.app, _account(ctx), final, own_items, params.store, params.previous_response_id
+        request.app,
+        _account(ctx),
+        final,
+        own_items,
+        params.store,
+        params.previous_response_id,
+        _recorded(ctx),
     )
     return response
 
@@ -164,6 +177,7 @@ async def _translated(
         own_items,
         params.store,
         params.previous_response_id,
+        _recorded(ctx),
     )
     return response
 
@@ -202,6 +216,7 @@ async def _enqueue(
         previous_response_id=params.previous_response_id,
         background=True,
         job=job,
+        recorded=_recorded(ctx),
     )
     events = [
         {"type": "response.created", "response": queued},

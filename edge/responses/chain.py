@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from edge.errors import GatewayError, bad_request
@@ -9,6 +10,14 @@ from edge.store.responses import ResponseStore, StoredResponse
 
 # A chain longer than this is refused rather than walked (each turn is one store read).
 MAX_TURNS = 1000
+# Ids are ours or a provider's: short and plain. Anything else cannot exist (and never reaches
+# a store key).
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def well_formed(response_id: str) -> bool:
+    """Whether a string can be a response id at all."""
+    return bool(_ID.match(response_id))
 
 
 def not_found(response_id: str, param: str | None = None) -> GatewayError:
@@ -29,6 +38,8 @@ async def _chain(store: ResponseStore, account: str, first: str) -> list[StoredR
     turns: list[StoredResponse] = []
     current: str | None = first
     while current is not None:
+        if not well_formed(current):
+            raise not_found(current[:128], "previous_response_id")
         if len(turns) >= MAX_TURNS:
             raise bad_request(
                 f"The conversation is longer than {MAX_TURNS} responses; start a new one.",

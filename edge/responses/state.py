@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from edge.appkeys import QUOTA, SETTINGS, STORE
 from edge.errors import GatewayError, error_body
-from edge.quota.service import Reservation
+from edge.quota.reservation import Reservation
 from edge.store import StoreUnavailable
 from edge.store.responses import Change, StoredResponse
 from edge.translate.responses_object import error_json

@@ -33,7 +33,7 @@ async def tail(
     account, response_id = record.account, record.id
 
     def terminal(err: GatewayError) -> bytes:
-        # A shutdown that cuts this stream ends it with an error numbered after what was sent.
+        """The event that ends this stream when shutdown cuts it, numbered after the last."""
         return sse_bytes([_error_event(after + 1, err)])
 
     response = await start_stream(request, ctx, terminal=terminal)

@@ -35,6 +35,7 @@ class StoredResponse:
     background: bool = False
     job: dict[str, Any] | None = None  # what a worker needs to run a background response
     attempt: str | None = None  # the run attempt that owns a background response
+    recorded: dict[str, Any] = field(default_factory=dict)  # `tags`, `trace`: kept, not sent
     created_at: float = field(default_factory=time.time)
 
     @property

@@ -6,8 +6,9 @@ from typing import Any
 
 from edge.errors import GatewayError
 from edge.translate import neutral as n
-from edge.translate.anthropic_outbound import JSON_TOOL, json_dumps
+from edge.translate.anthropic_outbound import JSON_TOOL
 from edge.translate.common import new_id
+from edge.translate.jsontext import json_text
 from edge.translate.upstream_http import malformed
 from edge.upstream.errors import scrub
 from edge.usage import Usage, from_anthropic
@@ -59,7 +60,7 @@ def _block_item(block: dict[str, Any], json_tool: bool) -> n.Item | None:
     if kind == "redacted_thinking":
         return n.Reasoning(redacted=True, encrypted=block.get("data"))
     if kind == "tool_use":
-        args = json_dumps(block.get("input") or {})
+        args = json_text(block.get("input") or {})
         if json_tool and block.get("name") == JSON_TOOL:
             return n.Message(role="assistant", parts=[n.TextPart(args)])
         return n.ToolCall(call_id=str(block.get("id")), name=str(block.get("name")), arguments=args)

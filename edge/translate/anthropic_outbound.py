@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
 from edge.translate import neutral as n
 from edge.translate.common import invalid, unsupported
 from edge.translate.extras import extras_for
+from edge.translate.jsontext import json_object, split_system
 from edge.translate.reasoning import budget_of
-from edge.translate.upstream_http import loads_object
 from policies.catalog import Model
 
 API = "by Anthropic models"
@@ -77,27 +75,13 @@ def _assistant_blocks(item: n.Item) -> list[dict[str, Any]]:
         block = _reasoning(item)
         return [block] if block else []
     if isinstance(item, n.ToolCall):
-        args = loads_object(item.arguments)
+        args = json_object(item.arguments)
         if args is None:
             raise invalid("tool_calls.arguments", "a JSON object")
         return [{"type": "tool_use", "id": tool_id(item.call_id), "name": item.name, "input": args}]
     assert isinstance(item, n.Message)
     text = item.text or item.refusal or ""
     return [{"type": "text", "text": text}] if text else []
-
-
-def split_system(items: list[n.Item]) -> tuple[list[str], list[n.Item]]:
-    """System and developer texts, and the conversation without them."""
-    system: list[str] = []
-    rest: list[n.Item] = []
-    for item in items:
-        if isinstance(item, n.Message) and item.role in ("system", "developer"):
-            if any(not isinstance(p, n.TextPart) for p in item.parts):
-                raise unsupported("Images or files in a system message", API, "system")
-            system.append(item.text)
-        else:
-            rest.append(item)
-    return system, rest
 
 
 def messages(items: list[n.Item]) -> list[dict[str, Any]]:
@@ -196,7 +180,7 @@ def _tool_choice(req: n.Request, json_tool: bool) -> dict[str, Any] | None:
 
 def messages_body(req: n.Request, model: Model, stream: bool) -> tuple[dict[str, Any], bool]:
     """The Messages body, and whether a JSON-object answer comes back as the JSON tool's call."""
-    system, rest = split_system(req.items)
+    system, rest = split_system(req.items, API)
     turns = messages(rest)
     if not turns:
         raise invalid("messages", "at least one user or assistant message")
@@ -232,8 +216,3 @@ def messages_body(req: n.Request, model: Model, stream: bool) -> tuple[dict[str,
     if req.user:
         body["metadata"] = {"user_id": req.user}
     return body, json_tool
-
-
-def json_dumps(value: Any) -> str:
-    """Compact JSON text."""
-    return orjson.dumps(value).decode()

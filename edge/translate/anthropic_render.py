@@ -9,7 +9,7 @@ import orjson
 from edge.errors import GatewayError, error_body
 from edge.sse import encode
 from edge.translate import neutral as n
-from edge.translate.upstream_http import loads_object
+from edge.translate.jsontext import tool_input
 from edge.usage import Usage
 
 STOPS: dict[str, str] = {
@@ -40,12 +40,6 @@ _THINKING = {"type": "thinking", "thinking": "", "signature": ""}
 
 def _stop_details(refusal: str) -> dict[str, Any] | None:
     return {"type": "refusal", "category": None, "explanation": refusal} if refusal else None
-
-
-def tool_input(arguments: str) -> dict[str, Any]:
-    """A call's argument text as the object Messages carries (non-objects are wrapped)."""
-    value = loads_object(arguments)
-    return value if value is not None else {"arguments": arguments}
 
 
 def _block(item: n.Item) -> dict[str, Any] | None:

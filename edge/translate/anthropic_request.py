@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from edge.translate import neutral as n
-from edge.translate.anthropic_outbound import json_dumps
 from edge.translate.common import (
     invalid,
     opt_dict,
@@ -15,6 +14,7 @@ from edge.translate.common import (
     opt_str,
     unsupported,
 )
+from edge.translate.jsontext import json_text
 from edge.translate.reasoning import effort_for_budget
 
 API = "by the Messages API for this model"
@@ -85,7 +85,7 @@ def _assistant_block(block: dict[str, Any], at: str) -> n.Item:
         name, call_id = block.get("name"), block.get("id")
         if not isinstance(name, str) or not isinstance(call_id, str):
             raise invalid(f"{at}", "a tool_use block with an id and a name")
-        args = json_dumps(block.get("input") or {})
+        args = json_text(block.get("input") or {})
         return n.ToolCall(call_id=call_id, name=name, arguments=args)
     if kind == "thinking":
         return n.Reasoning(text=str(block.get("thinking", "")), signature=block.get("signature"))

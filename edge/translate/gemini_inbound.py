@@ -7,8 +7,8 @@ from typing import Any
 
 from edge.errors import GatewayError
 from edge.translate import neutral as n
-from edge.translate.anthropic_outbound import json_dumps
 from edge.translate.common import new_id
+from edge.translate.jsontext import json_text
 from edge.translate.upstream_http import malformed
 from edge.upstream.errors import scrub
 from edge.usage import Usage, from_gemini
@@ -130,7 +130,7 @@ def _call(fc: dict[str, Any]) -> n.ToolCall:
     return n.ToolCall(
         call_id=str(fc.get("id") or new_id("call_")),
         name=str(fc.get("name", "")),
-        arguments=json_dumps(fc.get("args") or {}),
+        arguments=json_text(fc.get("args") or {}),
     )
 
 
@@ -192,7 +192,7 @@ class GeminiStreamDecoder:
         if self._partial is None:
             return []
         args, self._partial, self._last_path = self._partial, None, None
-        return [n.ToolCallDelta(index=self._calls - 1, arguments=json_dumps(args))]
+        return [n.ToolCallDelta(index=self._calls - 1, arguments=json_text(args))]
 
     def _function_call(self, fc: dict[str, Any], signature: str | None) -> list[n.Event]:
         if not fc.get("name"):

@@ -8,11 +8,10 @@ from typing import Any
 import orjson
 
 from edge.translate import neutral as n
-from edge.translate.anthropic_outbound import split_system
 from edge.translate.common import invalid, unsupported
 from edge.translate.extras import extras_for
+from edge.translate.jsontext import json_object, split_system
 from edge.translate.reasoning import budget_of, effort_of
-from edge.translate.upstream_http import loads_object
 
 API = "by Gemini models"
 # Gemini documents this value for function calls whose signature was not kept (history from
@@ -45,7 +44,7 @@ def _response_object(output: str | list[n.Part]) -> dict[str, Any]:
         if any(not isinstance(p, n.TextPart) for p in output):
             raise unsupported("Images or files inside a tool result", API, "tool_result")
         output = "".join(p.text for p in output if isinstance(p, n.TextPart))
-    parsed = loads_object(output)
+    parsed = json_object(output)
     if parsed is not None and output.strip():
         return parsed
     try:
@@ -100,7 +99,7 @@ class _Contents:
             self._signature = item.signature or self._signature
         elif isinstance(item, n.ToolCall):
             self._names[item.call_id] = item.name
-            args = loads_object(item.arguments)
+            args = json_object(item.arguments)
             if args is None:
                 raise invalid("tool_calls.arguments", "a JSON object")
             self._model({"functionCall": {"name": item.name, "args": args}}, is_call=True)
@@ -169,7 +168,7 @@ def _generation(req: n.Request, extras: dict[str, Any]) -> dict[str, Any]:
 
 def gemini_body(req: n.Request) -> dict[str, Any]:
     """The `generateContent` body for a neutral request (the model goes in the URL)."""
-    system, rest = split_system(req.items)
+    system, rest = split_system(req.items, API)
     builder = _Contents()
     for item in rest:
         builder.add(item)

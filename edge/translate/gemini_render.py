@@ -8,7 +8,7 @@ import orjson
 
 from edge.errors import GatewayError, error_body
 from edge.translate import neutral as n
-from edge.translate.anthropic_render import tool_input
+from edge.translate.jsontext import tool_input
 from edge.usage import Usage
 
 FINISH = {

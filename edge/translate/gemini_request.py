@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from edge.translate import neutral as n
-from edge.translate.anthropic_outbound import json_dumps
 from edge.translate.common import invalid, opt_dict, opt_int, opt_list, opt_num, unsupported
 from edge.translate.gemini_outbound import HOSTED
 from edge.translate.gemini_schema import to_json_schema
+from edge.translate.jsontext import json_text
 from edge.translate.reasoning import effort_for_budget
 
 API = "by the Gemini API for this model"
@@ -93,7 +93,7 @@ class _Turns:
         self._count += 1
         given = fc.get("id")
         call_id = given if isinstance(given, str) and given else f"call_{self._count}"
-        call = n.ToolCall(call_id=call_id, name=name, arguments=json_dumps(fc.get("args") or {}))
+        call = n.ToolCall(call_id=call_id, name=name, arguments=json_text(fc.get("args") or {}))
         self.items.append(call)
         self._open.append(call)
 
@@ -108,7 +108,7 @@ class _Turns:
         if match is not None:
             self._open.remove(match)
         call_id = match.call_id if match else str(wanted or name)
-        output = json_dumps(fr.get("response") or {})
+        output = json_text(fr.get("response") or {})
         self.items.append(n.ToolResult(call_id=call_id, output=output, name=name))
 
     def _thought(self, part: dict[str, Any]) -> None:

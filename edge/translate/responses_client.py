@@ -23,9 +23,11 @@ class _Renderer:
         self._events = events
 
     def feed(self, event: n.Event) -> bytes:
+        """SSE bytes for one neutral event."""
         return sse_bytes(self._events.feed(event))
 
     def close(self) -> bytes:
+        """The closing events, ending with `response.completed` or `.incomplete`."""
         return sse_bytes(self._events.finish())
 
 

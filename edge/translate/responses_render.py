@@ -63,6 +63,7 @@ class ResponsesEvents:
         self.final: dict[str, Any] | None = None
         self._current: _Item | None = None  # the open message or reasoning item
         self._calls: dict[int, _Item] = {}  # open function calls by neutral index
+        self._started = False
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.seq, **fields}
@@ -177,8 +178,13 @@ class ResponsesEvents:
 
     def feed(self, event: n.Event) -> list[dict[str, Any]]:
         """Responses events for one neutral event (possibly none)."""
+        if not self._started:
+            # The lifecycle events come first even if a provider's stream does not start with
+            # a Start event.
+            self._started = True
+            return self.start() + ([] if isinstance(event, n.Start) else self.feed(event))
         if isinstance(event, n.Start):
-            return self.start()
+            return []
         if isinstance(event, n.TextDelta):
             if not event.text:
                 return []
@@ -243,7 +249,9 @@ class ResponsesEvents:
         """Close every open item, then `response.completed` (or `.incomplete`)."""
         status, reason = final_status(self.stop)
         item_status = "completed" if status == "completed" else "incomplete"
-        out = self._close_current(item_status) + self._close_calls(item_status)
+        out = [] if self._started else self.start()
+        self._started = True
+        out += self._close_current(item_status) + self._close_calls(item_status)
         self.final = self.shell.render(
             status, self.output, self.usage, incomplete=reason, completed_at=now()
         )

@@ -202,6 +202,7 @@ class _StreamState:
         return whole[len(sent) :] if whole.startswith(sent) else ""
 
     def convert(self, kind: str, data: dict[str, Any]) -> list[n.Event]:
+        """The neutral events for one provider event."""
         raw_index, raw_item = data.get("output_index"), data.get("item")
         index: int = raw_index if isinstance(raw_index, int) else 0
         item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}

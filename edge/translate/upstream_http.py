@@ -88,12 +88,3 @@ def event_json(event: SSEEvent) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise malformed("an event is not a JSON object")
     return data
-
-
-def loads_object(text: str) -> dict[str, Any] | None:
-    """Tool-call argument text as an object, or None when it is not one."""
-    try:
-        value = orjson.loads(text) if text.strip() else {}
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
