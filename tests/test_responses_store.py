@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from redis.exceptions import ResponseError
 
 from edge.store import open_store
 from edge.store.responses import FENCED, MISSING, REFUSED, Change, StoredResponse
@@ -115,3 +116,15 @@ async def test_a_job_whose_consumer_stops_renewing_is_taken_over(redis_server) -
         await alive.done(claimed)
         await asyncio.sleep(0.4)
         assert await alive.take(0.05, lease=0.3) is None
+
+
+async def test_the_queue_recovers_when_redis_loses_its_data(redis_server) -> None:
+    redis_server.command("FLUSHALL")
+    async with open_store(redis_server.url, redis_timeout=1.0) as store:
+        assert await store.jobs.take(0.05, lease=30) is None  # the group exists now
+        redis_server.command("FLUSHALL")  # as after a restart without persistence
+        with pytest.raises(ResponseError):
+            await store.jobs.take(0.05, lease=30)
+        await store.jobs.push("a1", "resp_1")
+        job = await store.jobs.take(1.0, lease=30)
+        assert job is not None and job.response_id == "resp_1"

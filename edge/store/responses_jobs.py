@@ -127,6 +127,14 @@ class RedisJobs:
         if self._woken:
             return None
         await self._ensure_group()
+        try:
+            return await self._take(wait, lease)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False  # Redis lost its data (a restart): create it again
+            raise
+
+    async def _take(self, wait: float, lease: float) -> Job | None:
         claimed: Any = await self._r.xautoclaim(
             JOBS, GROUP, self._consumer, min_idle_time=int(lease * 1000), start_id="0-0", count=1
         )
