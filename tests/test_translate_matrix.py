@@ -28,12 +28,32 @@ from tests.support.matrix import (
 from tests.support.recordings import Recording, recordings
 
 PROVIDERS = ("anthropic", "gemini", "openai-chat", "openai-responses")
+# Known gateway bugs, each a pair that must start passing once fixed.
+KNOWN = {
+    ("parallel-tool-call-wrapper.1.chunks.txt", "responses"): (
+        "the Responses relay passes on provider events cut short of their closing braces, "
+        "which SDKs cannot parse; translated streams read them"
+    ),
+}
 CASES = [
-    pytest.param(rec, api, id=f"{rec.api}/{rec.name}->{api}")
+    pytest.param(
+        rec,
+        api,
+        id=f"{rec.api}/{rec.name}->{api}",
+        marks=[pytest.mark.xfail(strict=True, reason=KNOWN[rec.name, api])]
+        if (rec.name, api) in KNOWN
+        else [],
+    )
     for provider in PROVIDERS
     for rec in recordings(provider)  # type: ignore[arg-type]
     for api in CLIENT_APIS
 ]
+PASSTHROUGH = {
+    ("chat", "openai-chat"),
+    ("responses", "openai-responses"),
+    ("messages", "anthropic"),
+    ("gemini", "gemini"),
+}
 ERROR_SHAPES = {
     "chat": lambda b: b["error"]["message"],
     "responses": lambda b: b["error"]["message"],
@@ -83,6 +103,8 @@ async def test_recording_through_client_api(
         assert out.answer.error is not None, "a malformed stream must end in an error event"
         return
     assert out.answer.error is None, out.answer.error
+    if (api, rec.api) not in PASSTHROUGH:  # a translated stream is clean to its end
+        assert (out.answer.trailing, out.answer.unreadable) == (0, 0)
     assert out.answer.text == exp.text
     assert out.answer.calls == exp.calls
     assert out.answer.reasoning == exp.reasoning

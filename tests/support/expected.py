@@ -148,14 +148,33 @@ def _chat(rec: Recording) -> Expected:
     return exp
 
 
+def _cut_short(line: str) -> dict[str, Any]:
+    """A JSON object, closing the braces a provider left off."""
+    for missing in range(4):
+        try:
+            value: dict[str, Any] = json.loads(line + "}" * missing)
+        except json.JSONDecodeError:
+            continue
+        return value
+    raise AssertionError(f"unreadable recording line: {line[:80]}")
+
+
 def _responses(rec: Recording) -> Expected:
     exp = Expected()
     final: dict[str, Any] | None = None
     if rec.streamed:
-        for event in rec.events():
+        # The answer is the first response to end (a recording may hold several streams one
+        # after another); events cut short of their closing braces are read as far as they go.
+        # Its items are the stream's own: some servers end with an empty `output`.
+        done: list[dict[str, Any]] = []
+        for line in rec.path.read_text().splitlines():
+            event = _cut_short(line)
+            if event["type"] == "response.output_item.done":
+                done.append(event["item"])
             if event["type"] in ("response.completed", "response.incomplete"):
-                final = event["response"]
-            elif event["type"] in ("response.failed", "error"):
+                final = {**event["response"], "output": done or event["response"]["output"]}
+                break
+            if event["type"] in ("response.failed", "error"):
                 return Expected(kind="terminal")
         assert final is not None
     else:

@@ -33,6 +33,8 @@ class Answer:
     signatures: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None  # a terminal error event inside a stream
     raw: Any = None
+    trailing: int = 0  # events after the terminal one
+    unreadable: int = 0  # events whose data is not JSON
 
 
 def _args(text: str) -> Any:
@@ -160,7 +162,11 @@ def read_messages_stream(raw: bytes) -> Answer:
     open_index: int | None = None
     assert events and events[0][0] in ("message_start", "error"), "must open with message_start"
     for position, (name, data) in enumerate(events):
-        event = orjson.loads(data)
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            answer.unreadable += 1  # only a relayed provider stream may hold one
+            continue
         assert event["type"] == name, "the event line names the data's type"
         if name == "error":
             assert position == len(events) - 1, "an error event must be last"
@@ -322,7 +328,11 @@ def read_responses_stream(raw: bytes) -> Answer:
     sequence = -1
     final: dict[str, Any] | None = None
     for position, (name, data) in enumerate(events):
-        event = orjson.loads(data)
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            answer.unreadable += 1  # only a relayed provider stream may hold one
+            continue
         assert event["type"] == name
         # A relayed provider stream may lack them; a translated one always has them.
         if "sequence_number" in event or sequence >= 0:
@@ -334,10 +344,13 @@ def read_responses_stream(raw: bytes) -> Answer:
             assert tail in ([], ["response.failed"]), "only response.failed may follow an error"
             answer.error = event
         elif name in ("response.completed", "response.incomplete", "response.failed"):
-            assert position == len(events) - 1, f"{name} must be last"
             if name == "response.failed":
                 answer.error = event["response"].get("error") or event
             final = event.get("response")
+            # Anything after the end is not part of this answer (a relayed provider stream
+            # may hold it; a translated stream must not).
+            answer.trailing = len(events) - position - 1
+            break
     assert final is not None or answer.error is not None, "a stream ends with a terminal event"
     if final is not None:
         _responses_output(final, answer)
