@@ -73,6 +73,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
 
     async def attempt(route: Route) -> web.StreamResponse:
+        """Answer with one model of the chain."""
         if route.passthrough:
             return await _passthrough(request, ctx, route)
         if not parsed:

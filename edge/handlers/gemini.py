@@ -78,6 +78,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     routes = fallback_chain(catalog, model_name(catalog, model), payload, "gemini")
 
     async def attempt(route: Route) -> web.StreamResponse:
+        """Answer with one model of the chain."""
         if route.passthrough:
             return await _passthrough(request, ctx, route, method, sse)
         req = parse_gemini_request(payload, route.model.upstream, stream)

@@ -64,6 +64,7 @@ class _Builder:
         return self._assistant
 
     def add(self, position: int, item: n.Item) -> None:
+        """Add the item at `position` of the conversation."""
         if isinstance(item, n.Message) and item.role != "assistant":
             self._assistant = None
             role = self._developer_role if item.role == "developer" else item.role

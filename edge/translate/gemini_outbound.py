@@ -83,6 +83,7 @@ class _Contents:
         self._append("model", part)
 
     def add(self, item: n.Item) -> None:
+        """Add one item of the conversation."""
         if isinstance(item, n.Message) and item.role == "user":
             self._signature = None
             for part in item.parts:

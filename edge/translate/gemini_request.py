@@ -122,6 +122,7 @@ class _Turns:
             self._reasoning = None
 
     def content(self, content: Any, at: str) -> None:
+        """Read one Content object (`at` is its path, for errors)."""
         if not isinstance(content, dict):
             raise invalid(at, "a Content object")
         role = content.get("role", "user")
