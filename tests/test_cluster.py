@@ -19,6 +19,9 @@ from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import GatewayProcess, Live, Tenant, gateway_env
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.test_background import slow_frames
+from tests.test_responses_chain import answer, texts
+from tests.test_responses_passthrough import parse_sse
 
 REPLICAS = 3
 GRACE = 0.5
@@ -238,14 +241,54 @@ async def test_sigterm_mid_stream_drops_nothing(cluster: Cluster, fake: FakeUpst
     assert others >= len(statuses) - cluster.chat_calls(victim)
 
 
-PENDING = "pending: needs the Responses API (store, previous_response_id, background)"
+async def test_response_stored_on_one_replica_is_read_and_chained_on_another(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    """A response stored through replica A is read through B and C, and chained through B."""
+    a, b, c = cluster.replicas
+    tenant = await cluster.live.tenant()
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    fake.push(
+        Scenario(body=answer("resp_c1", "first answer")),
+        Scenario(body=answer("resp_c2", "second answer")),
+    )
+    async with cluster.http.post(
+        f"{a.url}/v1/responses", json={"model": "gpt-5-4", "input": "turn one"}, headers=headers
+    ) as resp:
+        assert resp.status == 200
+        first = await resp.json()
+    for other in (b, c, cluster.nginx):
+        async with cluster.http.get(
+            f"{other.url}/v1/responses/{first['id']}", headers=headers
+        ) as r:
+            assert r.status == 200
+            assert (await r.json())["output"] == first["output"]
+    chained = {"model": "gpt-5-4", "input": "turn two", "previous_response_id": first["id"]}
+    async with cluster.http.post(f"{b.url}/v1/responses", json=chained, headers=headers) as r:
+        assert r.status == 200
+    assert texts(fake.requests[-1].body["input"]) == ["turn one", "first answer", "turn two"]
 
 
-@pytest.mark.skip(reason=PENDING)
-async def test_response_stored_on_one_replica_is_read_and_chained_on_another() -> None:
-    """A response stored through replica A is read and chained through replica B."""
-
-
-@pytest.mark.skip(reason=PENDING)
-async def test_background_run_started_on_one_replica_streams_from_another() -> None:
-    """A background run started on replica A is streamed from replica B."""
+async def test_background_run_started_on_one_replica_streams_from_another(
+    cluster: Cluster, fake: FakeUpstream
+) -> None:
+    """A background run started through replica A streams, whole and in order, from B."""
+    a, b, _ = cluster.replicas
+    tenant = await cluster.live.tenant()
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    fake.push(Scenario(frames=slow_frames(), delay_chunks=0.005))
+    body = {"model": "gpt-5-4", "input": "write", "background": True, "stream": False}
+    async with cluster.http.post(f"{a.url}/v1/responses", json=body, headers=headers) as r:
+        assert r.status == 200
+        queued = await r.json()
+    assert queued["status"] == "queued"
+    async with cluster.http.get(
+        f"{b.url}/v1/responses/{queued['id']}?stream=true", headers=headers
+    ) as r:
+        assert r.status == 200
+        events = [json.loads(data) for _, data in parse_sse(await r.read())]
+    numbers = [e["sequence_number"] for e in events]
+    assert numbers == list(range(len(numbers)))  # from the first event, nothing missing or doubled
+    assert events[-1]["type"] == "response.completed"
+    async with cluster.http.get(f"{b.url}/v1/responses/{queued['id']}", headers=headers) as r:
+        assert (await r.json())["status"] == "completed"
