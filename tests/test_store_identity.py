@@ -6,7 +6,9 @@ import pytest
 
 from edge.store import open_store
 from edge.store.base import AlreadyExists
+from edge.store.quota import reservation_key
 from edge.store.records import Account, Branch, KeyRecord
+from edge.store.usage import UsageRecord, day_of
 
 
 @pytest.fixture
@@ -64,8 +66,11 @@ async def test_keys(store) -> None:
 
 
 async def test_usage_counters(store) -> None:
-    await store.usage.record(["key:k1", "account:a1"], {"requests": 1, "input_tokens": 5}, 0.0)
-    await store.usage.record(["key:k1"], {"requests": 1, "output_tokens": 7}, 10.0)
+    # Usage is written by a settle (whether or not its reservation is still open).
+    first = UsageRecord(("key:k1", "account:a1"), (("requests", 1), ("input_tokens", 5)), day_of(0))
+    second = UsageRecord(("key:k1",), (("requests", 1), ("output_tokens", 7)), day_of(10))
+    for n, record in enumerate((first, second)):
+        await store.quota.settle(reservation_key("a1", f"r{n}"), f"r{n}", [], [], record)
     days = await store.usage.days("key:k1", ["1970-01-01", "1970-01-02"])
     assert days["1970-01-01"]["requests"] == 2
     assert days["1970-01-01"]["input_tokens"] == 5

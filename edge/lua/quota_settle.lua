@@ -1,17 +1,32 @@
--- Settle once: charge (or refund) the difference between real usage and the reservation, and
--- leave the in-flight sets. A reservation already settled or expired changes nothing.
--- KEYS[1]            reservation marker
--- KEYS[2 .. 1+nd]    counters to adjust
--- KEYS[2+nd .. ]     in-flight sets
--- ARGV: member, nd, then per counter: delta
+-- Settle once: charge (or refund) the difference between real usage and the reservation, leave
+-- the in-flight sets, and add the call to the daily usage hashes. A reservation already settled
+-- or expired changes no counter, but its usage is still recorded: the call did happen.
+-- KEYS[1]                 reservation marker
+-- KEYS[2 .. 1+nd]         counters to adjust
+-- KEYS[2+nd .. 1+nd+ns]   in-flight sets
+-- KEYS[2+nd+ns .. ]       usage hashes (one per scope, for the call's day)
+-- ARGV: member, nd, ns, then per counter: delta,
+--       then retention_s, nf, then per usage field: name, amount
 -- Returns 1 when settled now, 0 when there was nothing open.
+local member = ARGV[1]
+local nd = tonumber(ARGV[2])
+local ns = tonumber(ARGV[3])
+local ubase = 4 + nd
+local nf = tonumber(ARGV[ubase + 1] or '0')
+for k = 2 + nd + ns, #KEYS do
+  for f = 1, nf do
+    local amount = tonumber(ARGV[ubase + 2 * f + 1])
+    if amount ~= 0 then
+      redis.call('HINCRBY', KEYS[k], ARGV[ubase + 2 * f], amount)
+    end
+  end
+  redis.call('EXPIRE', KEYS[k], ARGV[ubase])
+end
 if redis.call('DEL', KEYS[1]) == 0 then
   return 0
 end
-local member = ARGV[1]
-local nd = tonumber(ARGV[2])
 for i = 1, nd do
-  local delta = tonumber(ARGV[2 + i])
+  local delta = tonumber(ARGV[3 + i])
   -- A counter whose window has ended is gone: there is nothing left to correct.
   if delta ~= 0 and redis.call('EXISTS', KEYS[1 + i]) == 1 then
     if redis.call('INCRBY', KEYS[1 + i], delta) < 0 then
@@ -19,7 +34,7 @@ for i = 1, nd do
     end
   end
 end
-for j = 2 + nd, #KEYS do
+for j = 2 + nd, 1 + nd + ns do
   redis.call('ZREM', KEYS[j], member)
 end
 return 1

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from edge.settings import QuotaSettings
 from edge.store import Store
 from edge.store.quota import MemoryQuota, QuotaStore, ReserveResult, Slot
 from edge.store.records import Account, KeyRecord
+from edge.store.usage import UsageRecord, day_of
 from edge.usage import Usage
 from policies.catalog import Catalog, Model
 from policies.quota import Rules, rules_from
@@ -40,6 +41,20 @@ __all__ = ["Admission", "QuotaService", "Reservation"]
 log = logging.getLogger(__name__)
 STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
+
+
+def _usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageRecord:
+    scopes = [f"account:{reservation.account}"]
+    if reservation.key_id:
+        scopes.append(f"key:{reservation.key_id}")
+    counts = (
+        ("requests", 1),
+        ("input_tokens", usage.input_tokens),
+        ("output_tokens", usage.output_tokens),
+        ("cached_tokens", usage.cached_tokens),
+        ("cost_micros", cost),
+    )
+    return UsageRecord(tuple(scopes), counts, day_of(time.time()))
 
 
 class _StoreDown(Exception):
@@ -356,44 +371,26 @@ class QuotaService:
         model = self._model(reservation.model)
         tokens = usage.input_tokens + usage.output_tokens
         cost = cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        record = _usage_record(reservation, usage, cost)
+        deltas = reservation.deltas(tokens, cost)
+        if reservation.local:
+            await self._local.settle(reservation.marker, reservation.id, deltas, reservation.slots)
+            deltas, slots = [], []  # only the usage is left for the shared store
+        else:
+            slots = reservation.slots
         # While the shared store is known to be down, waiting on it would only delay the
         # response: the usage is lost (counted) and a shared reservation expires on its own.
-        reachable = not self._store.shared or self._breaker.allows()
-        if not reachable:
+        if self._store.shared and not self._breaker.allows():
             self.fallbacks.record("settle_lost")
-            if not reservation.local:
-                return
-        store = self._local if reservation.local else self._store.quota
-        calls: list[Coroutine[Any, Any, object]] = [
-            store.settle(
-                reservation.marker,
-                reservation.id,
-                reservation.deltas(tokens, cost),
-                reservation.slots,
+            return
+        try:
+            await self._store.quota.settle(
+                reservation.marker, reservation.id, deltas, slots, record
             )
-        ]
-        if reachable:
-            calls.append(self._record(reservation, usage, cost))
-        for result in await asyncio.gather(*calls, return_exceptions=True):
-            if isinstance(result, STORE_ERRORS):
-                self._breaker.failed(result)
-                self.fallbacks.record("settle_lost")
-                log.info("usage not settled (%r); the reservation expires", result)
-            elif isinstance(result, BaseException):
-                raise result
-
-    async def _record(self, reservation: Reservation, usage: Usage, cost: int) -> None:
-        scopes = [f"account:{reservation.account}"]
-        if reservation.key_id:
-            scopes.append(f"key:{reservation.key_id}")
-        counts = {
-            "requests": 1,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "cost_micros": cost,
-        }
-        await self._store.usage.record(scopes, counts, time.time())
+        except STORE_ERRORS as exc:
+            self._breaker.failed(exc)
+            self.fallbacks.record("settle_lost")
+            log.info("usage not settled (%r); the reservation expires", exc)
 
     def settle_later(self, ctx: RequestContext) -> asyncio.Task[None]:
         """Settle in a task of its own, so a cancelled request still gets its usage recorded."""

@@ -71,13 +71,15 @@ def redis_client(url: str, timeout: float, max_connections: int = 256) -> Redis:
 async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Store]:
     """Open the store named by a URL for the lifetime of the context."""
     if url.startswith("memory://"):
+        usage = MemoryUsage()
         yield Store(
             url=url,
             identity=MemoryIdentity(),
             invalidation=LocalInvalidation(),
-            usage=MemoryUsage(),
+            usage=usage,
             responses=MemoryResponses(),
             jobs=MemoryJobs(),
+            quota=MemoryQuota(usage),
         )
         return
     redis = redis_client(url, redis_timeout)

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge.store.usage import MemoryUsage, UsageRecord
+
 PREFIX = "edge:q:"
 SWEEP_EVERY = 4096
 
@@ -64,10 +66,16 @@ class QuotaStore(Protocol):
         """Check every limit, then add every hold and join every slot, all or nothing."""
 
     async def settle(
-        self, marker: str, member: str, deltas: list[tuple[str, int]], slots: list[str]
+        self,
+        marker: str,
+        member: str,
+        deltas: list[tuple[str, int]],
+        slots: list[str],
+        usage: UsageRecord | None = None,
     ) -> bool:
         """Apply deltas (real minus reserved) and leave the slots, once: False when the
-        reservation was already settled or has expired."""
+        reservation was already settled or has expired. `usage` is added to the daily usage
+        counters in the same step, whether or not the reservation was still open."""
 
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
         """Current counter values and in-flight counts."""
@@ -79,7 +87,8 @@ class QuotaStore(Protocol):
 class MemoryQuota:
     """Counters in dicts; every method runs without awaiting, so each is atomic."""
 
-    def __init__(self) -> None:
+    def __init__(self, usage: MemoryUsage | None = None) -> None:
+        self._usage = usage  # where settled usage is recorded (none: dropped)
         self._counters: dict[str, tuple[int, float]] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._markers: dict[str, float] = {}
@@ -130,10 +139,17 @@ class MemoryQuota:
         return ReserveResult(True, None, values, counts)
 
     async def settle(
-        self, marker: str, member: str, deltas: list[tuple[str, int]], slots: list[str]
+        self,
+        marker: str,
+        member: str,
+        deltas: list[tuple[str, int]],
+        slots: list[str],
+        usage: UsageRecord | None = None,
     ) -> bool:
-        """Apply deltas and leave the slots, once."""
+        """Apply deltas and leave the slots, once; record the usage."""
         now = time.time()
+        if usage is not None and self._usage is not None:
+            self._usage.add(usage)
         until = self._markers.pop(marker, None)
         if until is None or until <= now:
             return False

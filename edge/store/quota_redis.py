@@ -8,6 +8,7 @@ from importlib import resources
 from redis.asyncio import Redis
 
 from edge.store.quota import Hold, ReserveResult, Slot, reservation_key
+from edge.store.usage import RETENTION_SECONDS, UsageRecord
 
 
 def _script(name: str) -> str:
@@ -45,11 +46,21 @@ class RedisQuota:
         return ReserveResult(bool(admitted), denied - 1 if denied else None, values, counts)
 
     async def settle(
-        self, marker: str, member: str, deltas: list[tuple[str, int]], slots: list[str]
+        self,
+        marker: str,
+        member: str,
+        deltas: list[tuple[str, int]],
+        slots: list[str],
+        usage: UsageRecord | None = None,
     ) -> bool:
-        """Apply deltas and leave the slots, once."""
+        """Apply deltas and leave the slots, once; record the usage in the same script."""
         keys = [marker, *(k for k, _ in deltas), *slots]
-        args: list[str | int] = [member, len(deltas), *(d for _, d in deltas)]
+        args: list[str | int] = [member, len(deltas), len(slots), *(d for _, d in deltas)]
+        if usage is not None:
+            keys += usage.keys
+            args += [RETENTION_SECONDS, len(usage.counts)]
+            for name, amount in usage.counts:
+                args += [name, amount]
         return bool(int(await self._settle(keys=keys, args=args)))
 
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:

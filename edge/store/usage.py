@@ -1,9 +1,14 @@
-"""Recorded usage per key and per account, by UTC day."""
+"""Recorded usage per key and per account, by UTC day.
+
+A call's usage is written by the quota store's settle, in the same atomic step (and, on Redis,
+the same round trip) that charges its real tokens and cost; this module names the hashes and
+reads them back."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -18,11 +23,27 @@ def day_of(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
+def usage_key(scope: str, day: str) -> str:
+    """The hash of one scope's (`key:<id>`, `account:<id>`) counters for one day."""
+    return f"{USAGE}{scope}:{day}"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """What one call adds to each of its scopes' counters for one day."""
+
+    scopes: tuple[str, ...]
+    counts: tuple[tuple[str, int], ...]  # (field, amount); zeros are skipped when written
+    day: str
+
+    @property
+    def keys(self) -> list[str]:
+        """The hashes the record adds to."""
+        return [usage_key(scope, self.day) for scope in self.scopes]
+
+
 class UsageStore(Protocol):
     """Counters of requests, tokens and cost."""
-
-    async def record(self, scopes: list[str], counts: dict[str, int], ts: float) -> None:
-        """Add counts to each scope (`key:<id>`, `account:<id>`) for the day of `ts`."""
 
     async def days(self, scope: str, days: list[str]) -> dict[str, dict[str, int]]:
         """Counters of one scope for the given days."""
@@ -36,12 +57,11 @@ class MemoryUsage:
             lambda: dict.fromkeys(FIELDS, 0)
         )
 
-    async def record(self, scopes: list[str], counts: dict[str, int], ts: float) -> None:
-        """Add counts to each scope for the day of `ts`."""
-        day = day_of(ts)
-        for scope in scopes:
-            bucket = self._data[(scope, day)]
-            for name, value in counts.items():
+    def add(self, record: UsageRecord) -> None:
+        """Add a call's counts to each of its scopes (called by the memory quota's settle)."""
+        for scope in record.scopes:
+            bucket = self._data[(scope, record.day)]
+            for name, value in record.counts:
                 bucket[name] = bucket.get(name, 0) + value
 
     async def days(self, scope: str, days: list[str]) -> dict[str, dict[str, int]]:
@@ -50,28 +70,16 @@ class MemoryUsage:
 
 
 class RedisUsage:
-    """Usage counters as one Redis hash per scope and day, written in one pipelined round trip."""
+    """Reads the usage hashes (one per scope and day) that the settle script writes."""
 
     def __init__(self, redis: Redis) -> None:
         self._r = redis
-
-    async def record(self, scopes: list[str], counts: dict[str, int], ts: float) -> None:
-        """Add counts to each scope for the day of `ts`."""
-        day = day_of(ts)
-        pipe = self._r.pipeline(transaction=False)
-        for scope in scopes:
-            name = f"{USAGE}{scope}:{day}"
-            for field_name, value in counts.items():
-                if value:
-                    pipe.hincrby(name, field_name, value)
-            pipe.expire(name, RETENTION_SECONDS)
-        await pipe.execute()
 
     async def days(self, scope: str, days: list[str]) -> dict[str, dict[str, int]]:
         """Counters of one scope for the given days."""
         pipe = self._r.pipeline(transaction=False)
         for day in days:
-            pipe.hgetall(f"{USAGE}{scope}:{day}")
+            pipe.hgetall(usage_key(scope, day))
         rows = await pipe.execute()
         out = {}
         for day, row in zip(days, rows, strict=True):
