@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -13,18 +14,28 @@ from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
 # The connection is closed after a 413: the unread rest of the body must not be parsed as a
 # next request, nor read just to be thrown away.
 TOO_LARGE = GatewayError(413, BODY_TOO_LARGE, code="request_too_large", close=True)
+# A body that trickles in would hold its connection and handler for ever.
+BODY_TIMEOUT = GatewayError(
+    408, "The request body did not arrive in time.", code="request_timeout", close=True
+)
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole (decompressed) body, refused with 413 as soon as it passes the limit."""
-    limit = request.app[SETTINGS].body_limit
+    """The whole (decompressed) body, refused with 413 as soon as it passes the limit, and with
+    408 when it takes longer than the body deadline to arrive."""
+    settings = request.app[SETTINGS]
+    limit = settings.body_limit
     chunks = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise TOO_LARGE
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(settings.guards.body_timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise TOO_LARGE
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BODY_TIMEOUT from None
     return b"".join(chunks)
 
 

@@ -19,6 +19,7 @@ _KINDS: dict[int, tuple[str, str, str]] = {
     403: ("permission_error", "permission_error", "PERMISSION_DENIED"),
     404: ("not_found_error", "not_found_error", "NOT_FOUND"),
     405: ("invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"),
+    408: ("invalid_request_error", "timeout_error", "DEADLINE_EXCEEDED"),
     409: ("invalid_request_error", "invalid_request_error", "ABORTED"),
     413: ("invalid_request_error", "request_too_large", "INVALID_ARGUMENT"),
     415: ("invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"),

@@ -17,7 +17,8 @@ from aiohttp import http_parser, web
 
 from edge import __version__
 from edge.app import create_app
-from edge.appkeys import STORE
+from edge.appkeys import SETTINGS, STORE
+from edge.connection import EdgeRunner
 from edge.settings import Settings
 from edge.shutdown import drain
 from edge.store import Store
@@ -48,8 +49,9 @@ def require_c_parser() -> None:
 
 def make_runner(app: web.Application, shutdown_timeout: float = 30.0) -> web.AppRunner:
     """A runner with the server settings edge relies on."""
-    return web.AppRunner(
+    return EdgeRunner(
         app,
+        head_timeout=app[SETTINGS].guards.header_timeout,
         handler_cancellation=True,  # a client that leaves cancels its handler and upstream call
         access_log=None,  # edge writes its own JSON line per request
         max_line_size=MAX_LINE_SIZE,

@@ -43,6 +43,18 @@ class Shutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class Guards:
+    """Bounds on what one client can hold: time to send a request, to read a stream, and how
+    many requests the process takes on at once."""
+
+    header_timeout: float = 15.0  # from a request head's first byte to its end
+    body_timeout: float = 60.0  # to receive a whole request body
+    # A stream whose client takes no byte for this long while output waits is dropped.
+    stream_write_timeout: float = 30.0
+    max_inflight: int = 4096  # requests at once before shedding with 503 (0: no limit)
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaSettings:
     """Quota plans and what quotas do when the shared store fails."""
 
@@ -76,6 +88,7 @@ class Settings:
     background_lease: float = 30.0  # seconds before a dead worker's background run is taken over
     background_concurrency: int = 8  # background runs one process executes at once
     shutdown: Shutdown = Shutdown()
+    guards: Guards = Guards()
     metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
     metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
     store_startup_timeout: float = 10.0  # how long `edge serve` retries an unreachable store
@@ -134,6 +147,22 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off", "closed"):
         return False
     raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _guards(env: Mapping[str, str]) -> Guards:
+    raw = env.get("EDGE_MAX_INFLIGHT") or "4096"
+    try:
+        inflight = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"EDGE_MAX_INFLIGHT: expected a whole number, got {raw!r}") from exc
+    if inflight < 0:
+        raise SettingsError("EDGE_MAX_INFLIGHT: must not be negative (0: no limit)")
+    return Guards(
+        header_timeout=_float(env, "EDGE_HEADER_TIMEOUT", 15.0),
+        body_timeout=_float(env, "EDGE_BODY_TIMEOUT", 60.0),
+        stream_write_timeout=_float(env, "EDGE_STREAM_WRITE_TIMEOUT", 30.0),
+        max_inflight=inflight,
+    )
 
 
 def _quota_settings(env: Mapping[str, str], config: Mapping[str, Any]) -> QuotaSettings:
@@ -255,6 +284,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             grace=_seconds(env, "EDGE_SHUTDOWN_GRACE", 3.0),
             timeout=_seconds(env, "EDGE_SHUTDOWN_TIMEOUT", 30.0),
         ),
+        guards=_guards(env),
         metrics_token=_metrics_token(env),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         store_startup_timeout=_seconds(env, "EDGE_STORE_STARTUP_TIMEOUT", 10.0),
