@@ -6,9 +6,11 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from edge.appkeys import SETTINGS
 from edge.context import RequestContext
 from edge.lifecycle import TerminalWriter
 from edge.shutdown import track_stream
+from edge.stream_guard import GuardedStream
 
 
 async def start_stream(
@@ -20,9 +22,13 @@ async def start_stream(
 ) -> web.StreamResponse:
     """Prepare an SSE response carrying our headers and the upstream's forwarded ones.
 
-    `terminal` renders the API's terminal error event: shutdown uses it to end the stream.
+    `terminal` renders the API's terminal error event: shutdown uses it to end the stream. The
+    response drops a client that stops reading (`edge.stream_guard`).
     """
-    response = web.StreamResponse(status=200)
+    response = GuardedStream(
+        stall_timeout=request.app[SETTINGS].guards.stream_write_timeout,
+        request_id=ctx.request_id,
+    )
     response.content_type = content_type
     if content_type == "text/event-stream":
         response.charset = "utf-8"

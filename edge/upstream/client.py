@@ -15,6 +15,7 @@ from edge.settings import Timeouts
 
 UNREACHABLE = "The upstream provider could not be reached. Retry the request."
 TIMED_OUT = "The upstream provider did not answer in time."
+READ_BUFFER = 64 * 1024
 
 
 def make_session() -> aiohttp.ClientSession:
@@ -31,6 +32,9 @@ def make_session() -> aiohttp.ClientSession:
         auto_decompress=False,  # we ask for identity bodies and relay bytes as they are
         skip_auto_headers=("User-Agent",),
         raise_for_status=False,
+        # aiohttp buffers up to twice this per response before it stops reading the socket
+        # (256 KiB by default): a stream whose client reads slowly holds that much.
+        read_bufsize=READ_BUFFER,
     )
 
 

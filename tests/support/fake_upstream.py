@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Scenario:
     endless: bool = False  # keep sending frames forever
     endless_frame: bytes = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
     content_type: str | None = None
+    # SO_SNDBUF for this answer's socket: a remote provider's kernel buffer, not loopback's
+    # megabytes, so what piles up between the fake and the client is the gateway's doing.
+    sndbuf: int | None = None
 
 
 @dataclass
@@ -46,6 +50,9 @@ class Seen:
     body: Any
     raw: bytes
     at: float
+    sent: int = 0  # stream bytes written so far
+    last_write: float = 0.0  # when the last frame was handed to the socket
+    disconnected_at: float | None = None  # when the fake noticed the client leave
 
 
 class FakeUpstream:
@@ -54,6 +61,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.queue: deque[Scenario] = deque()
         self.default = Scenario(body=b'{"error":{"message":"no scenario queued"}}', status=500)
+        self.by_path: dict[str, Scenario] = {}  # with nothing queued: the scenario for a path
         self.requests: list[Seen] = []
         self.disconnects: list[float] = []
         self.open_streams = 0
@@ -89,19 +97,22 @@ class FakeUpstream:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
-        self.requests.append(
-            Seen(request.path_qs, dict(request.headers), body, raw, time.monotonic())
-        )
-        scenario = self.queue.popleft() if self.queue else self.default
+        seen = Seen(request.path_qs, dict(request.headers), body, raw, time.monotonic())
+        self.requests.append(seen)
+        if self.queue:
+            scenario = self.queue.popleft()
+        else:
+            scenario = self.by_path.get(request.path, self.default)
         try:
             if scenario.delay_headers:
                 await asyncio.sleep(scenario.delay_headers)
-            return await self._answer(request, scenario)
+            return await self._answer(request, scenario, seen)
         except (asyncio.CancelledError, ConnectionResetError):
-            self.disconnects.append(time.monotonic())
+            seen.disconnected_at = time.monotonic()
+            self.disconnects.append(seen.disconnected_at)
             raise
 
-    async def _answer(self, request: web.Request, sc: Scenario) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, sc: Scenario, seen: Seen) -> web.StreamResponse:
         rec = sc.recording
         streamed = sc.frames is not None or sc.endless or (rec is not None and rec.streamed)
         if sc.body is not None or not streamed:
@@ -115,15 +126,18 @@ class FakeUpstream:
         frames = sc.frames if sc.frames is not None else (rec.frames() if rec else [])
         response = web.StreamResponse(status=sc.status, headers=sc.headers)
         response.content_type = sc.content_type or "text/event-stream"
+        if sc.sndbuf is not None and request.transport is not None:
+            sock = request.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sc.sndbuf)
         await response.prepare(request)
         self.open_streams += 1
         try:
             sent = 0
             for frame in frames:
-                await self._frame(request, response, sc, frame, sent)
+                await self._frame(request, response, sc, frame, sent, seen)
                 sent += 1
             while sc.endless:
-                await self._frame(request, response, sc, sc.endless_frame, sent)
+                await self._frame(request, response, sc, sc.endless_frame, sent, seen)
                 sent += 1
             await response.write_eof()
         finally:
@@ -131,7 +145,13 @@ class FakeUpstream:
         return response
 
     async def _frame(
-        self, request: web.Request, response: web.StreamResponse, sc: Scenario, frame: bytes, n: int
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        sc: Scenario,
+        frame: bytes,
+        n: int,
+        seen: Seen,
     ) -> None:
         if sc.reset_after is not None and n >= sc.reset_after:
             assert request.transport is not None
@@ -140,6 +160,8 @@ class FakeUpstream:
         if sc.delay_chunks and n:
             await asyncio.sleep(sc.delay_chunks)
         await response.write(frame)
+        seen.sent += len(frame)
+        seen.last_write = time.monotonic()
         if sc.endless and n % 64 == 0:
             await asyncio.sleep(0)
 
