@@ -1,10 +1,11 @@
-"""The middleware chain, outermost first: errors and request id, body limit, authentication,
-branch binding, quota."""
+"""The middleware chain, outermost first: errors and request id, load shedding, body limit,
+authentication, branch binding, quota."""
 
 from __future__ import annotations
 
 from aiohttp.typedefs import Middleware
 
+from edge.middlewares.admission import admission_middleware
 from edge.middlewares.auth import auth_middleware
 from edge.middlewares.body_limit import body_limit_middleware
 from edge.middlewares.branch import branch_middleware
@@ -13,6 +14,7 @@ from edge.middlewares.quota import quota_middleware
 
 CHAIN: tuple[Middleware, ...] = (
     errors_middleware,
+    admission_middleware,
     body_limit_middleware,
     auth_middleware,
     branch_middleware,
