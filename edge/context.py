@@ -31,6 +31,7 @@ class RequestContext:
     provider: str | None = None
     stream: bool = False
     usage: Usage | None = None
+    stream_events: int = 0  # events relayed to a streaming client
     first_byte_at: float | None = None
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)

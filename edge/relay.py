@@ -15,6 +15,7 @@ from edge.appkeys import HTTP, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.metrics import note_error
+from edge.partial_usage import charge_cut_stream
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.streaming import start_stream
 from edge.upstream.client import open_upstream
@@ -139,9 +140,11 @@ async def _stream(
                 if spec.hide_event is None or not spec.hide_event(event):
                     out.append(event.raw)
             if out:
+                ctx.stream_events += len(out)
                 await response.write(b"".join(out))
         for event in parser.close():
             ended = ended or spec.is_terminal(event)
+            ctx.stream_events += 1
             await response.write(event.raw)
         if not ended:
             raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
@@ -150,6 +153,9 @@ async def _stream(
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
         cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
         await _terminal(ctx, response, spec, cut)
+    finally:
+        if not ended:  # cut by the client, the provider or a limit: charge what was done
+            charge_cut_stream(ctx)
     await response.write_eof()
     return response
 

@@ -12,6 +12,7 @@ from edge.appkeys import HTTP, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.metrics import note_error
+from edge.partial_usage import charge_cut_stream
 from edge.relay import INTERRUPTED
 from edge.routing import Route
 from edge.sse import SSEError
@@ -86,14 +87,18 @@ async def serve(
         response = await start_stream(
             request, ctx, call.headers, content_type, terminal=client.stream_error
         )
+        complete = False
         try:
+            ctx.stream_events += 1
             await response.write(renderer.feed(first))
             async for event in events:
                 _track_usage(ctx, event)
                 data = renderer.feed(event)
                 if data:
+                    ctx.stream_events += 1
                     await response.write(data)
             await response.write(renderer.close())
+            complete = True
         except GatewayError as err:
             note_error(ctx, err)
             await response.write(client.stream_error(err))
@@ -101,6 +106,9 @@ async def serve(
             cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
             note_error(ctx, cut)
             await response.write(client.stream_error(cut))
+        finally:
+            if not complete:  # cut by the client or the provider: charge what was done
+                charge_cut_stream(ctx)
         await response.write_eof()
         return response
 

@@ -1,0 +1,123 @@
+"""A hundred clients abort at random points (before the answer, mid-stream, relayed or
+translated from another provider's stream): the provider sees every close within a second,
+concurrency slots and token holds all come back, and what each cut stream did is charged."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.fake_upstream import FakeUpstream, Scenario
+from tests.support.gateway import Live
+from tests.support.rawhttp import connect, request_bytes
+from tests.support.streams import PATHS, frames
+
+pytestmark = pytest.mark.timeout(90)
+CLIENTS = 100
+FRAMES = 40
+
+
+@dataclass
+class Client:
+    """One aborting client: where it gave up, and what it had read."""
+
+    n: int
+    model: str  # gpt-5-4: relayed; claude-sonnet-4-6: translated from the Anthropic stream
+    abort_after: int  # SSE events to read before leaving; -1: leave before the answer
+    events: int = 0
+    left_at: float = 0.0
+
+
+async def run_client(live: Live, key: str, client: Client) -> None:
+    body = {
+        "model": client.model,
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": f"client-{client.n}"}],
+    }
+    reader, writer = await connect(live.url)
+    path = "/v1/chat/completions"
+    writer.write(request_bytes("POST", path, body, Authorization=f"Bearer {key}"))
+    await writer.drain()
+    try:
+        if client.abort_after < 0:
+            await asyncio.sleep(random.uniform(0, 0.03))
+        else:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            buffered = b""
+            while client.events < client.abort_after:
+                chunk = await asyncio.wait_for(reader.read(4096), 10)
+                if not chunk:
+                    break
+                buffered += chunk
+                client.events = buffered.count(b"\n\n")
+    finally:
+        writer.transport.abort()  # gone, without a goodbye
+        client.left_at = time.monotonic()
+
+
+async def test_a_hundred_clients_abort_at_random_points(gateway: Live, fake: FakeUpstream) -> None:
+    rng = random.Random(8)
+    tenant = await gateway.tenant(
+        quota={"tokens_per_day": 10_000_000, "max_concurrent": CLIENTS * 2}
+    )
+    clients = [
+        Client(
+            n=n,
+            model="claude-sonnet-4-6" if n % 3 == 0 else "gpt-5-4",
+            abort_after=rng.choice([-1, *range(1, FRAMES // 2)]),
+        )
+        for n in range(CLIENTS)
+    ]
+    for wire in ("chat", "messages"):
+        fake.by_path[PATHS[wire]] = Scenario(frames=frames(wire, FRAMES), delay_chunks=0.02)
+    await asyncio.gather(*(run_client(gateway, tenant.key, c) for c in clients))
+
+    # The provider saw every call it received closed within a second of its client leaving.
+    by_marker = {c.n: c for c in clients}
+    deadline = time.monotonic() + 3
+    while any(s.disconnected_at is None for s in fake.requests):
+        assert time.monotonic() < deadline, "provider calls still open"
+        await asyncio.sleep(0.02)
+    lags = []
+    for seen in fake.requests:
+        marker = int(seen.raw.split(b"client-")[1].split(b'"')[0])
+        assert seen.disconnected_at is not None
+        lags.append(seen.disconnected_at - by_marker[marker].left_at)
+    assert lags and max(lags) < 1.0, max(lags)
+    assert fake.open_streams == 0
+
+    # Slots and holds all come back: nothing in flight, and the token counter holds exactly
+    # what was recorded (an unsettled hold would show up as the difference).
+    async def settled() -> tuple[int, int, dict[str, int]] | None:
+        status, usage = await gateway.admin("GET", f"/keys/{tenant.key_id}/usage")
+        assert status == 200
+        used = next(r["used"] for r in usage["limits"] if r["name"] == "tokens_per_day")
+        today = usage["today"]
+        recorded = today["input_tokens"] + today["output_tokens"]
+        if usage["in_flight"] == 0 and used == recorded:
+            return used, recorded, today
+        return None
+
+    deadline = time.monotonic() + 3
+    while (result := await settled()) is None:
+        assert time.monotonic() < deadline, await gateway.admin(
+            "GET", f"/keys/{tenant.key_id}/usage"
+        )
+        await asyncio.sleep(0.05)
+    _, _, today = result
+    # Partial usage: every call the provider served is charged its input, and at least one
+    # output token per event a client read.
+    mid_stream = [c for c in clients if c.events > 1]
+    assert today["requests"] >= len(fake.requests)
+    assert today["input_tokens"] >= len(fake.requests)
+    assert today["output_tokens"] >= sum(c.events - 1 for c in mid_stream) > 0
+    print(
+        f"{len(fake.requests)} provider calls, slowest close {max(lags) * 1000:.0f} ms after "
+        f"the client left; charged {today['input_tokens']} in / {today['output_tokens']} out"
+    )
