@@ -10,6 +10,7 @@ from policies.catalog import Model, Price
 from policies.quota import QuotaError, Rules, rules_from, validate_quota
 from policies.quota_estimate import estimate, period_length, requested_cap, window
 from policies.quota_plans import PlanError, build_plans, default_plans_data, shipped_plans
+from policies.rate_windows import WindowState, moving_decided, sliding_decided, sliding_retry
 from policies.ratelimit import (
     LimitState,
     denial_message,
@@ -156,3 +157,22 @@ def test_messages_name_the_limit_and_scope() -> None:
     )
     assert denial_message(cost).startswith("Budget exceeded: 5.00 USD of cost budget per day")
     assert "up to 6.00 USD" in too_large_message(cost, 6_000_000)
+
+
+def test_sliding_window_retry_is_exact() -> None:
+    # 20 previous requests weigh 20 * 30/60 = 10, plus 5: one more fits once they weigh < 5,
+    # i.e. 15 s from now.
+    assert sliding_retry(10, 60, previous=20, current=5, left=30) == 15
+    # The current window alone is over: wait for it to become the previous one (20 s), then
+    # until its 12 requests weigh under 10 (another 10 s).
+    assert sliding_retry(10, 60, previous=0, current=12, left=20) == 30
+    state = sliding_decided(10, 60, previous=20, current=5, left=30, allowed=False)
+    assert (state.allowed, state.remaining, state.reset) == (False, 0, 15)
+
+
+def test_moving_window_states() -> None:
+    # Admitted into an empty window: it frees up a whole window later.
+    assert moving_decided(3, 60, 0, 0.0, 0.0, allowed=True) == WindowState(True, 2, 60.0)
+    assert moving_decided(3, 60, 2, 50.0, 0.0, allowed=True) == WindowState(True, 0, 10.0)
+    # Refused: once the limit-th newest request is a window old.
+    assert moving_decided(3, 60, 3, 50.0, 45.0, allowed=False) == WindowState(False, 0, 15.0)

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from edge.store.quota import Hold, MemoryQuota, QuotaStore, Slot, reservation_key
+from edge.store.quota import Hold, QuotaStore, ReserveResult, Slot, Window, reservation_key
+from edge.store.quota_memory import MemoryQuota
 from edge.store.quota_redis import RedisQuota
+from policies.quota import Strategy
 from tests.support.redis_server import RedisServer
 
 
@@ -90,3 +92,56 @@ async def test_concurrent_reservations_never_exceed_the_limit(quota: QuotaStore)
     admitted = await asyncio.gather(*(one(i) for i in range(40)))
     assert sum(admitted) == 100 // 7
     assert (await quota.read(["c:{a}:tokens"], []))[0] == [7 * (100 // 7)]
+
+
+def _window(limit: int, strategy: Strategy = "moving-window", field: str = "rpm") -> Window:
+    return Window(f"w:{{a}}:{field}", strategy, limit, "minute")
+
+
+async def _reserve(
+    quota: QuotaStore, n: int, windows: list[Window], holds: list[Hold] | None = None
+) -> ReserveResult:
+    marker = reservation_key("a", f"r{n}")
+    return await quota.reserve(marker, f"r{n}", holds or [], [Slot("s:{a}", None)], 30, windows)
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
+async def test_request_windows_admit_up_to_the_limit(quota: QuotaStore, strategy: Strategy) -> None:
+    window = _window(3, strategy)
+    results = [await _reserve(quota, n, [window]) for n in range(4)]
+    assert [r.admitted for r in results] == [True, True, True, False]
+    assert [r.windows[0].remaining for r in results[:3]] == [2, 1, 0]
+    refused = results[3].windows[0]
+    assert not refused.allowed and refused.remaining == 0
+    # Exact to the window: a moving window frees up when its oldest request is a minute old, a
+    # full sliding window counter once the current minute ends.
+    left = 60 - time.time() % 60
+    expected = 60.0 if strategy == "moving-window" else left
+    assert abs(refused.reset - expected) < 1.0
+    assert (await quota.read_windows([window]))[0].remaining == 0
+    # The refused call counted nowhere: its slot was not joined either.
+    assert (await quota.read([], ["s:{a}"]))[1] == [3]
+
+
+async def test_a_raised_limit_has_room_at_once(quota: QuotaStore) -> None:
+    for n in range(2):
+        assert (await _reserve(quota, n, [_window(2)])).admitted
+    assert not (await _reserve(quota, 2, [_window(2)])).admitted
+    raised = await _reserve(quota, 3, [_window(5)])
+    assert raised.admitted and raised.windows[0].remaining == 2
+
+
+async def test_every_limit_or_none_is_counted(quota: QuotaStore) -> None:
+    roomy, full = _window(10, field="rpm"), _window(1, field="rph")
+    assert (await _reserve(quota, 0, [full])).admitted
+    # A refusing window: the roomy window, the counter and the slot stay as they were.
+    holds = [_hold("c:{a}:tokens", 5, 100)]
+    refused = await _reserve(quota, 1, [roomy, full], holds)
+    assert not refused.admitted and refused.denied is None
+    assert [w.allowed for w in refused.windows] == [True, False]
+    assert (await quota.read_windows([roomy]))[0].remaining == 10
+    assert await quota.read(["c:{a}:tokens"], ["s:{a}"]) == ([0], [1])
+    # A refusing counter: no window counts the call.
+    refused = await _reserve(quota, 2, [roomy], [_hold("c:{a}:tokens", 500, 100)])
+    assert not refused.admitted and refused.denied == 0
+    assert (await quota.read_windows([roomy]))[0].remaining == 10

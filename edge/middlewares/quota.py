@@ -15,7 +15,6 @@ from edge.body import read_json
 from edge.context import ctx_of
 from edge.middlewares.routes import route_kind
 from edge.quota.service import Admission
-from policies.ratelimit import ratelimit_headers
 
 log = logging.getLogger(__name__)
 ADMISSION = "quota.admission"  # ctx.extra key
@@ -63,6 +62,6 @@ async def quota_headers(request: web.Request, response: web.StreamResponse) -> N
         return
     if not isinstance(admission, Admission):
         return
-    states = await admission.all_states(request.app[QUOTA].timeout)
-    for name, value in ratelimit_headers(states).items():
+    # Known since admission: nothing to wait for before the headers leave.
+    for name, value in admission.headers.items():
         response.headers.setdefault(name, value)

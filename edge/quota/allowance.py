@@ -43,17 +43,15 @@ async def allowance(
     store = service.store.quota
     try:
         async with asyncio.timeout(max(service.timeout * 5, 0.5)):
-            stats = await asyncio.gather(
-                *(service.rates.stats(c.strategy, c.item, c.ident, False) for c in demand.rates)
-            )
+            windows = await store.read_windows(demand.windows)
             values, counts = await store.read(
                 [c.hold.key for c in demand.counters], [s.slot.key for s in demand.slots]
             )
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(str(exc)) from exc
     rows = []
-    for check, found in zip(demand.rates, stats, strict=True):
-        state = check.state(found.remaining, found.reset_time - now)
+    for check, found in zip(demand.rates, windows, strict=True):
+        state = check.state(found.remaining, found.reset)
         rows.append(_row(check.rule.field, state, check.rule.limit - found.remaining))
     for counter, value in zip(demand.counters, values, strict=True):
         rows.append(_row(counter.rule.field, counter.state(value, now), value))

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from limits import RateLimitItem
-
-from edge.quota.rates import rate_item
-from edge.store.quota import Hold, Slot, counter_key, slots_key
-from policies.quota import CounterRule, RequestRule, Rules, Strategy, describe
+from edge.store.quota import Hold, Slot, Window, counter_key, slots_key, window_key
+from policies.quota import CounterRule, RequestRule, Rules, describe
 from policies.quota_estimate import Estimate, period_length, window
 from policies.ratelimit import LimitState
 
@@ -25,13 +22,11 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class RateCheck:
-    """One request-rate limit to hit."""
+    """One request-rate limit to count the call in."""
 
     scope: str
     rule: RequestRule
-    strategy: Strategy
-    item: RateLimitItem
-    ident: str
+    window: Window
 
     def state(self, remaining: int, reset: float) -> LimitState:
         """This limit's state for headers and messages."""
@@ -41,7 +36,7 @@ class RateCheck:
             description=description,
             limit=self.rule.limit,
             remaining=remaining,
-            window=self.item.get_expiry(),
+            window=self.window.seconds,
             reset=max(0.0, reset),
             scope=self.scope,
             kind="requests",
@@ -108,6 +103,11 @@ class Demand:
         """The counter holds, in order."""
         return [c.hold for c in self.counters]
 
+    @property
+    def windows(self) -> list[Window]:
+        """The request-rate windows, in order."""
+        return [c.window for c in self.rates]
+
 
 def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: float) -> Demand:
     """The checks of every scope for one call."""
@@ -115,9 +115,9 @@ def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: flo
     for scope in scopes:
         rules = scope.rules
         for rule in rules.requests:
-            item = rate_item(rule.period, rule.limit)
-            ident = f"{account}/{scope.ident}/{rule.field}"
-            demand.rates.append(RateCheck(scope.name, rule, rules.strategy, item, ident))
+            key = window_key(account, scope.ident, rule.field)
+            rate = Window(key, rules.strategy, rule.limit, rule.period)
+            demand.rates.append(RateCheck(scope.name, rule, rate))
         for counter in rules.counters:
             bucket, end = window(counter.period, now)
             amount = estimate.tokens if counter.kind == "tokens" else estimate.cost_micros

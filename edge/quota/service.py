@@ -1,8 +1,10 @@
 """Admission before a request runs, and settlement of its real usage after.
 
-Before the upstream call: every request-rate hit (`limits`) and the reservation script run
-concurrently, so a decision costs one Redis round trip of latency. After it: the settle script
-and the daily usage record, again concurrently.
+Before the upstream call, one atomic reservation checks every limit of the call (request-rate
+windows, token and cost counters, in-flight slots) and counts it in all of them or none: one
+Redis round trip, whose answer also carries what the RateLimit headers report. After the call,
+one settle charges the real usage and records it: one more round trip. While Redis is
+unreachable, the same decisions are taken in process on this replica's share of each limit.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.identity_cache import IdentityCache
+from edge.quota.decision import Admission, admitted_states, refusal
 from edge.quota.demand import Demand, RateCheck, Scope, SlotCheck, build_demand
-from edge.quota.denials import ACCOUNT_BLOCKED, BUDGET_UNAVAILABLE, limit_exceeded
+from edge.quota.denials import ACCOUNT_BLOCKED, BUDGET_UNAVAILABLE
 from edge.quota.fallback import Breaker, FallbackCounter
-from edge.quota.rates import RateLimits, rate_item
 from edge.quota.reservation import Reservation
 from edge.settings import QuotaSettings
 from edge.store import Store
-from edge.store.quota import MemoryQuota, QuotaStore, ReserveResult, Slot
+from edge.store.quota import QuotaStore, ReserveResult, Slot
+from edge.store.quota_memory import MemoryQuota
 from edge.store.records import Account, KeyRecord
 from edge.store.usage import UsageRecord, day_of
 from edge.usage import Usage
@@ -35,7 +39,6 @@ from policies.catalog import Catalog, Model
 from policies.quota import Rules, rules_from
 from policies.quota_estimate import cost_micros, estimate
 from policies.quota_plans import Plans
-from policies.ratelimit import LimitState, ratelimit_headers
 
 __all__ = ["Admission", "QuotaService", "Reservation"]
 log = logging.getLogger(__name__)
@@ -61,36 +64,6 @@ class _StoreDown(Exception):
     """The shared store did not answer in time: decide locally."""
 
 
-class Admission:
-    """An admitted request: the limit states to report, and its reservation."""
-
-    def __init__(
-        self,
-        states: list[LimitState],
-        reservation: Reservation,
-        pending: asyncio.Task[list[LimitState]] | None = None,
-    ) -> None:
-        self.states = states
-        self.reservation = reservation
-        self._pending = pending  # request-rate states, read while the upstream call runs
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """RateLimit headers from the states known at admission."""
-        return ratelimit_headers(self.states)
-
-    async def all_states(self, wait: float) -> list[LimitState]:
-        """Every state, waiting at most `wait` seconds for the request-rate ones."""
-        if self._pending is None:
-            return self.states
-        try:
-            async with asyncio.timeout(wait):
-                rates = await asyncio.shield(self._pending)
-        except TimeoutError:
-            rates = []
-        return [*self.states, *rates]
-
-
 class QuotaService:
     """Decides whether a request may run, and records what it used."""
 
@@ -107,7 +80,6 @@ class QuotaService:
         self._catalog = catalog
         self.settings = settings or QuotaSettings()
         self.timeout = redis_timeout
-        self.rates = RateLimits(store.redis)
         self._local: QuotaStore = MemoryQuota()  # while the shared store is down
         self.fallbacks = FallbackCounter()
         self._breaker = Breaker()
@@ -183,50 +155,40 @@ class QuotaService:
     async def _admit_shared(
         self, demand: Demand, reservation: Reservation, now: float
     ) -> Admission:
-        hits = [self.rates.hit(c.strategy, c.item, c.ident, False) for c in demand.rates]
         reserve = self._store.quota.reserve(
             reservation.marker,
             reservation.id,
             demand.holds,
             [s.slot for s in demand.slots],
             self.settings.reservation_ttl,
+            demand.windows,
         )
         try:
-            # Each Redis call is bounded by the client's own timeouts (connect, then answer);
-            # this is only a backstop. A deadline as tight as those timeouts would also fire when
-            # this process's event loop is merely busy, turning load into wrong decisions.
+            # The Redis client's own timeouts bound the call (connect, then answer); this is only
+            # a backstop. A deadline as tight as those timeouts would also fire when this
+            # process's event loop is merely busy, turning load into wrong decisions.
             async with asyncio.timeout(self.timeout * BACKSTOP):
-                results = await asyncio.gather(*hits, reserve, return_exceptions=True)
-        except TimeoutError as exc:
+                outcome = await reserve
+        except (TimeoutError, RedisTimeoutError) as exc:
             # The script may still have run: release it (settling is idempotent).
             log.info("quota store timed out: deciding locally")
             self._breaker.timed_out()
             self._background(self._release(replace(reservation)))
             raise _StoreDown from exc
-        failures = [r for r in results if isinstance(r, BaseException)]
-        outcome = results[-1]
-        if failures:
+        except STORE_ERRORS as exc:
             was_closed = self._breaker.allows()
-            self._breaker.failed(failures[0])
+            self._breaker.failed(exc)
             if was_closed and not self._breaker.allows():
-                log.warning("quota store unreachable (%r): deciding locally", failures[0])
+                log.warning("quota store unreachable (%r): deciding locally", exc)
                 self._background(self._drop_idle_connections())
-            if isinstance(outcome, ReserveResult) and outcome.admitted:
-                self._background(self._release(replace(reservation)))
-            for failure in failures:
-                if not isinstance(failure, STORE_ERRORS):
-                    raise failure
-            raise _StoreDown
+            raise _StoreDown from exc
         self._breaker.reset()
-        assert isinstance(outcome, ReserveResult)
-        allowed = [bool(r) for r in results[:-1]]
-        return await self._decide(demand, reservation, outcome, allowed, now, local=False)
+        return await self._decide(demand, reservation, outcome, now)
 
     async def _admit_local(
         self, demand: Demand, reservation: Reservation, now: float, fallback: bool
     ) -> Admission:
         store = self._store.quota
-        rates = demand.rates
         if fallback:
             store = self._local
             reservation.local = True
@@ -237,33 +199,26 @@ class QuotaService:
                 self.fallbacks.record("budget_open")
                 demand.counters = []
                 reservation.holds = []
-            rates = [self._share(c) for c in rates]
-            if rates:
+            demand.rates = [self._share(c) for c in demand.rates]
+            if demand.rates:
                 self.fallbacks.record("rate_local")
             if any(s.slot.limit is not None for s in demand.slots):
                 self.fallbacks.record("concurrency_local")
             demand.slots = [self._share_slot(s) for s in demand.slots]
-            demand.rates = rates
-        allowed = []
-        for check in rates:
-            allowed.append(await self.rates.hit(check.strategy, check.item, check.ident, fallback))
-            if not allowed[-1]:
-                break
-        allowed += [True] * (len(rates) - len(allowed))
         outcome = await store.reserve(
             reservation.marker,
             reservation.id,
             demand.holds,
             [s.slot for s in demand.slots],
             self.settings.reservation_ttl,
+            demand.windows,
         )
-        return await self._decide(demand, reservation, outcome, allowed, now, local=fallback)
+        return await self._decide(demand, reservation, outcome, now)
 
     def _share(self, check: RateCheck) -> RateCheck:
         """This replica's share of a rate limit while the limits cannot be shared."""
-        amount = max(1, check.rule.limit // self.settings.expected_replicas)
-        item = rate_item(check.rule.period, amount)
-        return RateCheck(check.scope, check.rule, check.strategy, item, check.ident)
+        limit = max(1, check.rule.limit // self.settings.expected_replicas)
+        return RateCheck(check.scope, check.rule, replace(check.window, limit=limit))
 
     def _share_slot(self, check: SlotCheck) -> SlotCheck:
         limit = check.slot.limit
@@ -272,68 +227,11 @@ class QuotaService:
         return SlotCheck(check.scope, Slot(check.slot.key, limit))
 
     async def _decide(
-        self,
-        demand: Demand,
-        reservation: Reservation,
-        outcome: ReserveResult,
-        allowed: list[bool],
-        now: float,
-        local: bool,
+        self, demand: Demand, reservation: Reservation, outcome: ReserveResult, now: float
     ) -> Admission:
-        denied_rates = [c for c, ok in zip(demand.rates, allowed, strict=True) if not ok]
-        if not denied_rates and outcome.admitted:
-            states = [
-                c.state(used + c.hold.amount, now)
-                for c, used in zip(demand.counters, outcome.values, strict=True)
-            ]
-            pending = None
-            if demand.rates:
-                pending = asyncio.get_running_loop().create_task(
-                    self._rate_states(demand.rates, local)
-                )
-            return Admission(states, reservation, pending)
         if outcome.admitted:
-            await self._release(reservation)
-        refusals: list[tuple[LimitState, int | None]] = [
-            (await self._rate_refusal(c, local), None) for c in denied_rates
-        ]
-        if not outcome.admitted and outcome.denied is not None:
-            refusals.append(self._store_refusal(demand, outcome, now))
-        # The call fits again only when every refusing limit does: report the latest.
-        state, needed = max(refusals, key=lambda r: r[0].reset)
-        raise limit_exceeded(state, needed)
-
-    def _store_refusal(
-        self, demand: Demand, outcome: ReserveResult, now: float
-    ) -> tuple[LimitState, int | None]:
-        index = outcome.denied or 0
-        if index < len(demand.counters):
-            check = demand.counters[index]
-            return check.state(outcome.values[index], now), check.hold.amount
-        slot = demand.slots[index - len(demand.counters)]
-        return slot.state(slot.slot.limit or 0), None
-
-    async def _rate_refusal(self, check: RateCheck, local: bool) -> LimitState:
-        reset = float(check.item.get_expiry())
-        try:
-            async with asyncio.timeout(self.timeout):
-                stats = await self.rates.stats(check.strategy, check.item, check.ident, local)
-            reset = stats.reset_time - time.time()
-        except STORE_ERRORS:
-            pass  # the window length is a safe upper bound
-        return check.state(0, reset)
-
-    async def _rate_states(self, checks: list[RateCheck], local: bool) -> list[LimitState]:
-        try:
-            found = await asyncio.gather(
-                *(self.rates.stats(c.strategy, c.item, c.ident, local) for c in checks)
-            )
-        except STORE_ERRORS:
-            return []
-        now = time.time()
-        return [
-            c.state(s.remaining, s.reset_time - now) for c, s in zip(checks, found, strict=True)
-        ]
+            return Admission(admitted_states(demand, outcome, now), reservation)
+        raise refusal(demand, outcome, now)
 
     async def _release(self, reservation: Reservation) -> None:
         """Give back everything a reservation holds (a refused or failed call).

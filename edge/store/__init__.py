@@ -14,7 +14,8 @@ from redis.exceptions import RedisError
 from edge.store.audit import AuditLog, MemoryAudit, RedisAudit
 from edge.store.base import IdentityStore, Invalidation, StoreUnavailable
 from edge.store.memory import LocalInvalidation, MemoryIdentity
-from edge.store.quota import MemoryQuota, QuotaStore
+from edge.store.quota import QuotaStore
+from edge.store.quota_memory import MemoryQuota
 from edge.store.quota_redis import RedisQuota
 from edge.store.redis_identity import RedisIdentity
 from edge.store.redis_pubsub import RedisInvalidation

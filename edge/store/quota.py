@@ -1,16 +1,19 @@
-"""Quota counters: token and cost holds reserved before a call and settled after it, and
-in-flight slots. The memory implementation mirrors the Redis scripts step for step."""
+"""Quota state of one call: request-rate windows counted, token and cost holds reserved before
+the call and settled after it, and in-flight slots. Every limit is checked and counted in one
+atomic step (a Lua script on Redis, `quota_memory.MemoryQuota` in process)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge.store.usage import MemoryUsage, UsageRecord
+from edge.store.usage import UsageRecord
+from policies.quota import Period, Strategy
+from policies.quota_estimate import PERIOD_SECONDS
+from policies.rate_windows import WindowState
 
 PREFIX = "edge:q:"
-SWEEP_EVERY = 4096
 
 
 def counter_key(account: str, scope: str, field_name: str, bucket: str) -> str:
@@ -29,6 +32,12 @@ def reservation_key(account: str, reservation_id: str) -> str:
     return f"{PREFIX}{{{account}}}:res:{reservation_id}"
 
 
+def window_key(account: str, scope: str, field_name: str) -> str:
+    """Where a request-rate limit counts. Without the limit in it: a raised limit has room at
+    once, a lowered one keeps its history."""
+    return f"{PREFIX}{{{account}}}:{scope}:{field_name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     """An amount added to a counter, checked against a limit (None: count only)."""
@@ -38,6 +47,10 @@ class Hold:
     limit: int | None
     expires_at: float  # the counter's window end
 
+    def refuses(self, value: int) -> bool:
+        """Whether the counter, at `value`, has no room for this hold."""
+        return self.limit is not None and value + self.amount > self.limit
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -46,24 +59,64 @@ class Slot:
     key: str
     limit: int | None
 
+    def refuses(self, count: int) -> bool:
+        """Whether the set, with `count` members, is full."""
+        return self.limit is not None and count >= self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A request-rate limit: `limit` requests per `period`, counted with `strategy`."""
+
+    key: str
+    strategy: Strategy
+    limit: int
+    period: Period
+
+    @property
+    def seconds(self) -> int:
+        """The window's length."""
+        return PERIOD_SECONDS[self.period]
+
 
 @dataclass(slots=True)
 class ReserveResult:
-    """The outcome: admitted, or the index of the hold or slot that refused (holds first)."""
+    """The outcome, with what every limit held before the call (and each window after it)."""
 
     admitted: bool
-    denied: int | None = None
+    denied: int | None = None  # the first hold or slot that refused (holds first)
     values: list[int] = field(default_factory=list)  # each counter before this call
     in_flight: list[int] = field(default_factory=list)  # each set before this call
+    windows: list[WindowState] = field(default_factory=list)
+
+
+def first_denied(
+    holds: list[Hold], slots: list[Slot], values: list[int], counts: list[int]
+) -> int | None:
+    """The index of the first hold or slot without room (holds first), if any."""
+    for i, (hold, value) in enumerate(zip(holds, values, strict=True)):
+        if hold.refuses(value):
+            return i
+    for j, (slot, count) in enumerate(zip(slots, counts, strict=True)):
+        if slot.refuses(count):
+            return len(holds) + j
+    return None
 
 
 class QuotaStore(Protocol):
     """Atomic reserve and settle."""
 
     async def reserve(
-        self, marker: str, member: str, holds: list[Hold], slots: list[Slot], lease: float
+        self,
+        marker: str,
+        member: str,
+        holds: list[Hold],
+        slots: list[Slot],
+        lease: float,
+        windows: Sequence[Window] = (),
     ) -> ReserveResult:
-        """Check every limit, then add every hold and join every slot, all or nothing."""
+        """Check every limit, then count the request in every window, add every hold and join
+        every slot, all or nothing."""
 
     async def settle(
         self,
@@ -80,97 +133,8 @@ class QuotaStore(Protocol):
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
         """Current counter values and in-flight counts."""
 
+    async def read_windows(self, windows: Sequence[Window]) -> list[WindowState]:
+        """Each window's state now, without counting a request."""
+
     async def open_reservations(self, account: str) -> int:
         """How many reservations of an account are still open (for checks and operators)."""
-
-
-class MemoryQuota:
-    """Counters in dicts; every method runs without awaiting, so each is atomic."""
-
-    def __init__(self, usage: MemoryUsage | None = None) -> None:
-        self._usage = usage  # where settled usage is recorded (none: dropped)
-        self._counters: dict[str, tuple[int, float]] = {}
-        self._slots: dict[str, dict[str, float]] = {}
-        self._markers: dict[str, float] = {}
-        self._calls = 0
-
-    def _sweep(self, now: float) -> None:
-        """Drop expired entries now and then: nothing else would ever remove them."""
-        self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
-        self._markers = {k: t for k, t in self._markers.items() if t > now}
-        for key in list(self._slots):
-            if not self._members(key, now):
-                del self._slots[key]
-
-    def _value(self, key: str, now: float) -> int:
-        value, expires = self._counters.get(key, (0, 0.0))
-        if expires <= now:
-            self._counters.pop(key, None)
-            return 0
-        return value
-
-    def _members(self, key: str, now: float) -> dict[str, float]:
-        members = self._slots.setdefault(key, {})
-        for name in [m for m, until in members.items() if until <= now]:
-            del members[name]
-        return members
-
-    async def reserve(
-        self, marker: str, member: str, holds: list[Hold], slots: list[Slot], lease: float
-    ) -> ReserveResult:
-        """Check every limit, then add every hold and join every slot, all or nothing."""
-        now = time.time()
-        self._calls += 1
-        if self._calls % SWEEP_EVERY == 0:
-            self._sweep(now)
-        values = [self._value(h.key, now) for h in holds]
-        for i, (hold, value) in enumerate(zip(holds, values, strict=True)):
-            if hold.limit is not None and value + hold.amount > hold.limit:
-                return ReserveResult(False, i, values)
-        counts = [len(self._members(s.key, now)) for s in slots]
-        for j, (slot, count) in enumerate(zip(slots, counts, strict=True)):
-            if slot.limit is not None and count >= slot.limit:
-                return ReserveResult(False, len(holds) + j, values, counts)
-        for hold, value in zip(holds, values, strict=True):
-            self._counters[hold.key] = (value + hold.amount, hold.expires_at)
-        for slot in slots:
-            self._slots[slot.key][member] = now + lease
-        self._markers[marker] = now + lease
-        return ReserveResult(True, None, values, counts)
-
-    async def settle(
-        self,
-        marker: str,
-        member: str,
-        deltas: list[tuple[str, int]],
-        slots: list[str],
-        usage: UsageRecord | None = None,
-    ) -> bool:
-        """Apply deltas and leave the slots, once; record the usage."""
-        now = time.time()
-        if usage is not None and self._usage is not None:
-            self._usage.add(usage)
-        until = self._markers.pop(marker, None)
-        if until is None or until <= now:
-            return False
-        for key, delta in deltas:
-            value, expires = self._counters.get(key, (0, 0.0))
-            if delta and expires > now:
-                self._counters[key] = (max(0, value + delta), expires)
-        for key in slots:
-            self._slots.get(key, {}).pop(member, None)
-        return True
-
-    async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
-        """Current counter values and in-flight counts."""
-        now = time.time()
-        return (
-            [self._value(k, now) for k in counters],
-            [len(self._members(k, now)) for k in slots],
-        )
-
-    async def open_reservations(self, account: str) -> int:
-        """Open reservations of an account."""
-        now = time.time()
-        prefix = reservation_key(account, "")
-        return sum(1 for k, until in self._markers.items() if k.startswith(prefix) and until > now)

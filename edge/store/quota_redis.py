@@ -1,14 +1,37 @@
-"""Quota counters in Redis: reserve and settle are one Lua script call (one round trip) each."""
+"""Quota state in Redis: reserve and settle are one Lua script call (one round trip) each.
+
+The reserve script counts the request-rate windows too, rather than the `limits` library: a
+call's windows, token and cost counters and in-flight sets are checked together and counted only
+if all have room, in the same round trip, and the script returns what the RateLimit headers and
+an exact Retry-After need (O(log n) per window: a moving window is a sorted set trimmed by
+score, a sliding window counter two plain counters)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from importlib import resources
 
 from redis.asyncio import Redis
 
-from edge.store.quota import Hold, ReserveResult, Slot, reservation_key
+from edge.store.quota import (
+    Hold,
+    ReserveResult,
+    Slot,
+    Window,
+    first_denied,
+    reservation_key,
+)
 from edge.store.usage import RETENTION_SECONDS, UsageRecord
+from policies.rate_windows import (
+    WindowState,
+    moving_decided,
+    moving_read,
+    sliding_decided,
+    sliding_read,
+)
+
+MOVING, SLIDING = 1, 2
 
 
 def _script(name: str) -> str:
@@ -17,6 +40,15 @@ def _script(name: str) -> str:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+def _sliding(window: Window, now_ms: int) -> tuple[str, str, int, int]:
+    """(previous key, current key, ms left in the current window, when its counter may go):
+    clock-aligned fixed windows, as `limits` aligns them in memory."""
+    period = window.seconds * 1000
+    index = now_ms // period
+    left = (index + 1) * period - now_ms
+    return f"{window.key}:sw:{index - 1}", f"{window.key}:sw:{index}", left, (index + 2) * period
 
 
 class RedisQuota:
@@ -29,21 +61,47 @@ class RedisQuota:
         self._settle = redis.register_script(_script("quota_settle.lua"))
 
     async def reserve(
-        self, marker: str, member: str, holds: list[Hold], slots: list[Slot], lease: float
+        self,
+        marker: str,
+        member: str,
+        holds: list[Hold],
+        slots: list[Slot],
+        lease: float,
+        windows: Sequence[Window] = (),
     ) -> ReserveResult:
-        """Check every limit, then add every hold and join every slot, all or nothing."""
+        """Check every limit, then count the request in every window, add every hold and join
+        every slot, all or nothing."""
+        now = _ms(time.time())
         keys = [marker, *(h.key for h in holds), *(s.key for s in slots)]
-
-        args: list[str | int] = [_ms(time.time()), _ms(lease), member, len(holds), len(slots)]
+        args: list[str | int] = [now, _ms(lease), member, len(holds), len(slots), len(windows)]
         for hold in holds:
-            limit = -1 if hold.limit is None else hold.limit
-            args += [hold.amount, limit, _ms(hold.expires_at)]
+            args += [hold.amount, -1 if hold.limit is None else hold.limit, _ms(hold.expires_at)]
         args += [-1 if s.limit is None else s.limit for s in slots]
-        raw = await self._reserve(keys=keys, args=args)
-        admitted, denied = int(raw[0]), int(raw[1])
-        numbers = [int(v) for v in raw[2:]]
-        values, counts = numbers[: len(holds)], numbers[len(holds) :]
-        return ReserveResult(bool(admitted), denied - 1 if denied else None, values, counts)
+        lefts = []
+        for window in windows:
+            period = window.seconds * 1000
+            if window.strategy == "sliding-window-counter":
+                previous, current, left, expire_at = _sliding(window, now)
+                keys += [previous, current]
+                args += [SLIDING, window.limit, period, left, expire_at]
+            else:
+                keys.append(f"{window.key}:mw")
+                args += [MOVING, window.limit, period, 0, 0]
+                left = 0
+            lefts.append(left)
+        raw = [int(v) for v in await self._reserve(keys=keys, args=args)]
+        nh, ns = len(holds), len(slots)
+        values, counts = raw[1 : 1 + nh], raw[1 + nh : 1 + nh + ns]
+        states = []
+        for w, (window, left) in enumerate(zip(windows, lefts, strict=True)):
+            allowed, x, y, z = raw[1 + nh + ns + 4 * w : 5 + nh + ns + 4 * w]
+            limit, period = window.limit, window.seconds
+            if window.strategy == "sliding-window-counter":
+                states.append(sliding_decided(limit, period, x, y, left / 1000, bool(allowed)))
+            else:
+                states.append(moving_decided(limit, period, x, y / 1000, z / 1000, bool(allowed)))
+        denied = first_denied(holds, slots, values, counts)
+        return ReserveResult(bool(raw[0]), denied, values, counts, states)
 
     async def settle(
         self,
@@ -65,7 +123,6 @@ class RedisQuota:
 
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
         """Current counter values and in-flight counts (expired members excluded)."""
-
         now = _ms(time.time())
         pipe = self._r.pipeline(transaction=False)
         for key in counters:
@@ -75,6 +132,35 @@ class RedisQuota:
         rows = await pipe.execute()
         values = [int(v or 0) for v in rows[: len(counters)]]
         return values, [int(c) for c in rows[len(counters) :]]
+
+    async def read_windows(self, windows: Sequence[Window]) -> list[WindowState]:
+        """Each window's state now, without counting a request."""
+        now = _ms(time.time())
+        pipe = self._r.pipeline(transaction=False)
+        lefts = []
+        for window in windows:
+            if window.strategy == "sliding-window-counter":
+                previous, current, left, _ = _sliding(window, now)
+                pipe.get(previous)
+                pipe.get(current)
+                lefts.append(left)
+            else:
+                since = f"({now - window.seconds * 1000}"
+                pipe.zcount(f"{window.key}:mw", since, "+inf")
+                pipe.zrangebyscore(f"{window.key}:mw", since, "+inf", 0, 1, withscores=True)
+                lefts.append(0)
+        rows = await pipe.execute()
+        states = []
+        for n, (window, left) in enumerate(zip(windows, lefts, strict=True)):
+            first, second = rows[2 * n], rows[2 * n + 1]
+            limit, period = window.limit, window.seconds
+            if window.strategy == "sliding-window-counter":
+                counts = int(first or 0), int(second or 0)
+                states.append(sliding_read(limit, period, *counts, left / 1000))
+            else:
+                oldest = (now - second[0][1]) / 1000 if second else 0.0
+                states.append(moving_read(limit, period, int(first), oldest))
+        return states
 
     async def open_reservations(self, account: str) -> int:
         """Open reservations of an account."""
