@@ -32,6 +32,7 @@ async def read_body(request: web.Request) -> bytes:
             async for chunk in request.content.iter_any():
                 size += len(chunk)
                 if size > limit:
+                    chunks.clear()  # the error's traceback keeps this frame alive for a while
                     raise TOO_LARGE
                 chunks.append(chunk)
     except TimeoutError:

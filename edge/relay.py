@@ -48,6 +48,9 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > limit:
+            # The error's traceback keeps this frame (and what it holds) alive until a garbage
+            # collection pass: a request's error is stored in its context, which is in the frame.
+            chunks.clear()
             raise GatewayError(502, TOO_LARGE, code="upstream_too_large")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -11,12 +11,15 @@ from edge.appkeys import LIFECYCLE, SETTINGS
 from edge.errors import GatewayError
 from edge.shutdown import ALWAYS_ANSWERED
 
-OVERLOADED = GatewayError(
-    503,
-    "The gateway is at capacity. Retry the request shortly.",
-    code="overloaded",
-    headers={"Retry-After": "1"},
-)
+
+def overloaded() -> GatewayError:
+    """A new error each time: one shared instance would keep the last traceback alive."""
+    return GatewayError(
+        503,
+        "The gateway is at capacity. Retry the request shortly.",
+        code="overloaded",
+        headers={"Retry-After": "1"},
+    )
 
 
 @web.middleware
@@ -30,5 +33,5 @@ async def admission_middleware(request: web.Request, handler: Handler) -> web.St
         and len(request.app[LIFECYCLE].inflight) > limit
         and request.path not in ALWAYS_ANSWERED
     ):
-        raise OVERLOADED
+        raise overloaded()
     return await handler(request)
