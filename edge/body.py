@@ -25,7 +25,7 @@ async def read_body(request: web.Request) -> bytes:
     408 when it takes longer than the body deadline to arrive."""
     settings = request.app[SETTINGS]
     limit = settings.body_limit
-    chunks = []
+    chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(settings.guards.body_timeout):
@@ -37,6 +37,12 @@ async def read_body(request: web.Request) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise BODY_TIMEOUT from None
+    except web.RequestPayloadError as exc:
+        # A body its Content-Encoding cannot decode (or a broken chunked framing): the client's
+        # error, not ours.
+        raise GatewayError(
+            400, "Request body could not be decoded.", code="invalid_body", close=True
+        ) from exc
     return b"".join(chunks)
 
 

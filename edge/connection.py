@@ -71,6 +71,14 @@ class EdgeRequestHandler(web.RequestHandler):
         self._stop_head_timer()
         super().connection_lost(exc)
 
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A request body that cannot be decoded, met while aiohttp drains what the handler did
+        not read, is the client's doing: a debug line, not an error with a traceback."""
+        if isinstance(kwargs.get("exc_info"), web.RequestPayloadError):
+            self.logger.debug(*args, **kwargs)
+            return
+        super().log_exception(*args, **kwargs)
+
     def handle_error(
         self,
         request: web.BaseRequest,
