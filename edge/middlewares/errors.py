@@ -10,6 +10,7 @@ import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
 
 from edge.context import RequestContext, attach
 from edge.errors import BODY_TOO_LARGE, GatewayError, error_response, shape_for_path
@@ -58,7 +59,9 @@ async def _respond(
     except GatewayError as err:
         note_error(ctx, err)
         return error_response(ctx.shape, err, ctx.request_id)
-    except StoreUnavailable:
+    except (StoreUnavailable, RedisError):
+        # A Redis error no caller mapped (e.g. a pooled connection Redis closed when it
+        # restarted) is the store being away, not a fault of ours.
         return error_response(ctx.shape, STORE_DOWN, ctx.request_id)
     except web.HTTPException as exc:
         if exc.status < 400:

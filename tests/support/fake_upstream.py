@@ -65,6 +65,8 @@ class FakeUpstream:
         self.requests: list[Seen] = []
         self.disconnects: list[float] = []
         self.open_streams = 0
+        self.active = 0  # requests being answered now
+        self.peak_active = 0
         self.port = free_port()
         self._runner: web.AppRunner | None = None
 
@@ -103,6 +105,8 @@ class FakeUpstream:
             scenario = self.queue.popleft()
         else:
             scenario = self.by_path.get(request.path, self.default)
+        self.active += 1
+        self.peak_active = max(self.peak_active, self.active)
         try:
             if scenario.delay_headers:
                 await asyncio.sleep(scenario.delay_headers)
@@ -111,6 +115,8 @@ class FakeUpstream:
             seen.disconnected_at = time.monotonic()
             self.disconnects.append(seen.disconnected_at)
             raise
+        finally:
+            self.active -= 1
 
     async def _answer(self, request: web.Request, sc: Scenario, seen: Seen) -> web.StreamResponse:
         rec = sc.recording
