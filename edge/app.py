@@ -32,6 +32,9 @@ from edge.settings import Settings
 from edge.store import open_store
 from edge.upstream.client import make_session
 
+# Settlements are bounded by the Redis client timeouts; this only caps a pathological wait.
+SETTLE_GRACE = 5.0
+
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
@@ -45,6 +48,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             if isinstance(source, FallbackSource):
                 app[METRICS].watch_fallbacks(source)
         yield
+        # Every handler has returned by now (this context is cleaned up last); what they left
+        # to settle in the background is written before the store closes.
+        await app[QUOTA].wait_settled(SETTLE_GRACE)
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -156,9 +156,16 @@ async def test_token_budget_is_never_overspent(pair: Pair, fake: FakeUpstream) -
     served = len(fake.requests)
     assert served == statuses.count(200)
     expected = sum(p + c for p, c in usages[:served])
-    _status, usage = await pair.admin("GET", f"/keys/{key_id}/usage")
-    row = next(r for r in usage["limits"] if r["name"] == "tokens_per_day")
-    today = usage["today"]
+    # Each answer leaves before its settlement: wait for the last ones, boundedly.
+    deadline = time.monotonic() + 5
+    while True:
+        _status, usage = await pair.admin("GET", f"/keys/{key_id}/usage")
+        row = next(r for r in usage["limits"] if r["name"] == "tokens_per_day")
+        today = usage["today"]
+        if usage["in_flight"] == 0 and today["requests"] == served:
+            break
+        assert time.monotonic() < deadline, "settlements never finished"
+        await asyncio.sleep(0.02)
     assert today["input_tokens"] + today["output_tokens"] == expected
     assert row["used"] == expected <= budget
     assert max(peaks) <= budget

@@ -3,7 +3,6 @@ report our remaining allowance in RateLimit headers on every response to a model
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -49,8 +48,9 @@ async def quota_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     finally:
-        # Shielded: a client that disconnects must still release what its call held.
-        await asyncio.shield(quota.settle_later(ctx))
+        # In the background: a whole answer leaves without waiting for the store, and a client
+        # that disconnects (this task cancelled) still releases what its call held.
+        quota.settle_soon(ctx)
 
 
 async def quota_headers(request: web.Request, response: web.StreamResponse) -> None:

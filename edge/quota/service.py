@@ -290,6 +290,17 @@ class QuotaService:
             self.fallbacks.record("settle_lost")
             log.info("usage not settled (%r); the reservation expires", exc)
 
-    def settle_later(self, ctx: RequestContext) -> asyncio.Task[None]:
-        """Settle in a task of its own, so a cancelled request still gets its usage recorded."""
-        return asyncio.get_running_loop().create_task(self.settle(ctx))
+    def settle_soon(self, ctx: RequestContext) -> None:
+        """Settle in a task of its own: the answer does not wait for the store, a cancelled
+        request still settles, and `wait_settled` lets shutdown finish the pending ones."""
+        if ctx.reservation is not None and not ctx.reservation_detached:
+            self._background(self.settle(ctx))
+
+    async def wait_settled(self, limit: float) -> None:
+        """Wait (at most `limit` seconds) for the settlements and releases still running."""
+        pending = set(self._tasks)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=limit)
+        if late:
+            log.warning("%d settlements unfinished at shutdown; they expire", len(late))
