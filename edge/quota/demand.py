@@ -109,24 +109,60 @@ class Demand:
         return [c.window for c in self.rates]
 
 
-def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: float) -> Demand:
-    """The checks of every scope for one call."""
-    demand = Demand(estimate)
+@dataclass(frozen=True, slots=True)
+class CounterPlan:
+    """A token or cost limit of one scope, before a call's estimate and clock are known."""
+
+    scope: str
+    ident: str
+    rule: CounterRule
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPlan:
+    """A caller's limits as each of its calls checks them, less what changes from call to call
+    (the estimate and the clock): derived once per cached key and account record."""
+
+    account: str
+    scopes: tuple[Scope, ...]
+    estimate_rules: Rules  # the key's settings over its account's, for estimates
+    rates: tuple[RateCheck, ...]
+    counters: tuple[CounterPlan, ...]
+    slots: tuple[SlotCheck, ...]
+
+    def demand(self, estimate: Estimate, now: float) -> Demand:
+        """The checks of one call."""
+        counters = []
+        for plan in self.counters:
+            rule = plan.rule
+            bucket, end = window(rule.period, now)
+            amount = estimate.tokens if rule.kind == "tokens" else estimate.cost_micros
+            key = counter_key(self.account, plan.ident, rule.field, bucket)
+            hold = Hold(key=key, amount=amount, limit=rule.limit, expires_at=end)
+            length = period_length(rule.period, now)
+            counters.append(CounterCheck(plan.scope, rule, hold, length))
+        return Demand(estimate, list(self.rates), counters, list(self.slots))
+
+
+def quota_plan(account: str, scopes: list[Scope], estimate_rules: Rules) -> QuotaPlan:
+    """The checks of every scope, in order (the key's, then its account's)."""
+    rates, counters, slots = [], [], []
     for scope in scopes:
         rules = scope.rules
         for rule in rules.requests:
             key = window_key(account, scope.ident, rule.field)
             rate = Window(key, rules.strategy, rule.limit, rule.period)
-            demand.rates.append(RateCheck(scope.name, rule, rate))
-        for counter in rules.counters:
-            bucket, end = window(counter.period, now)
-            amount = estimate.tokens if counter.kind == "tokens" else estimate.cost_micros
-            key = counter_key(account, scope.ident, counter.field, bucket)
-            hold = Hold(key=key, amount=amount, limit=counter.limit, expires_at=end)
-            length = period_length(counter.period, now)
-            demand.counters.append(CounterCheck(scope.name, counter, hold, length))
+            rates.append(RateCheck(scope.name, rule, rate))
+        counters += [CounterPlan(scope.name, scope.ident, rule) for rule in rules.counters]
         # Every call joins its scope's in-flight set, limited or not: open reservations stay
         # visible (usage read-back, leak checks) and a limit set later counts them at once.
         slot = Slot(slots_key(account, scope.ident), rules.max_concurrent)
-        demand.slots.append(SlotCheck(scope.name, slot))
-    return demand
+        slots.append(SlotCheck(scope.name, slot))
+    return QuotaPlan(
+        account, tuple(scopes), estimate_rules, tuple(rates), tuple(counters), tuple(slots)
+    )
+
+
+def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: float) -> Demand:
+    """The checks of every scope for one call."""
+    return quota_plan(account, scopes, Rules()).demand(estimate, now)

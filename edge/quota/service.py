@@ -24,7 +24,7 @@ from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.identity_cache import IdentityCache
 from edge.quota.decision import Admission, admitted_states, refusal
-from edge.quota.demand import Demand, RateCheck, Scope, SlotCheck, build_demand
+from edge.quota.demand import Demand, QuotaPlan, RateCheck, Scope, SlotCheck, quota_plan
 from edge.quota.denials import ACCOUNT_BLOCKED, BUDGET_UNAVAILABLE
 from edge.quota.fallback import Breaker, FallbackCounter
 from edge.quota.reservation import Reservation
@@ -44,6 +44,7 @@ __all__ = ["Admission", "QuotaService", "Reservation"]
 log = logging.getLogger(__name__)
 STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
+MAX_PLANS = 100_000  # as many as the identity cache holds records
 
 
 def _usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageRecord:
@@ -84,6 +85,8 @@ class QuotaService:
         self.fallbacks = FallbackCounter()
         self._breaker = Breaker()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # (account id, key id) -> the records a plan was derived from, and the plan.
+        self._plans: dict[tuple[str, str | None], tuple[Account, KeyRecord | None, QuotaPlan]] = {}
 
     @property
     def store(self) -> Store:
@@ -116,6 +119,22 @@ class QuotaService:
             values.update(plans.merged(key.plan, key.quota) if key.plan else key.quota)
         return rules_from(values)
 
+    def plan(self, account: Account, key: KeyRecord | None) -> QuotaPlan:
+        """The caller's limits, derived once per cached record: the identity cache hands out the
+        same record objects until they change or go stale, so a plan built from these very
+        objects is current, and a quota change reaches it as fast as it reaches the cache."""
+        name = (account.id, key.id if key is not None else None)
+        found = self._plans.get(name)
+        if found is not None and found[0] is account and found[1] is key:
+            return found[2]
+        plan = quota_plan(
+            account.id, self.scopes(account, key), self._estimate_rules(account, key)
+        )
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        self._plans[name] = (account, key, plan)
+        return plan
+
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
 
@@ -131,10 +150,10 @@ class QuotaService:
         payload = ctx.payload if isinstance(ctx.payload, dict) else {}
         name = model_name or payload.get("model") or ctx.model
         model = self._model(name)
-        rules = self._estimate_rules(account, key)
-        est = estimate(len(ctx.body or b""), payload, rules, model)
+        plan = self.plan(account, key)
+        est = estimate(len(ctx.body or b""), payload, plan.estimate_rules, model)
         now = time.time()
-        demand = build_demand(account.id, self.scopes(account, key), est, now)
+        demand = plan.demand(est, now)
         reservation = Reservation(
             id=secrets.token_hex(12),
             account=account.id,
