@@ -56,8 +56,9 @@ class GuardedStream(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         """Send the headers, shrink the socket's send buffer, and start watching progress."""
         writer = await super().prepare(request)
+        # uvloop's transports are not asyncio.Transport subclasses: test for None only.
         transport = request.transport
-        if isinstance(transport, asyncio.Transport) and not transport.is_closing():
+        if transport is not None and not transport.is_closing():
             self._transport = transport
             sock = transport.get_extra_info("socket")
             if sock is not None:

@@ -9,10 +9,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream, Scenario
-from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
+from tests.support.gateway import (
+    GatewayProcess,
+    Live,
+    gateway_env,
+    settings_for,
+    start_live,
+    stop_live,
+)
 from tests.support.rawhttp import connect, request_bytes
 
 WRITE_TIMEOUT = 1.0
@@ -96,3 +104,28 @@ async def test_a_slow_reader_that_keeps_reading_is_not_dropped(
     assert held <= BUFFER_BOUND, held
     writer.transport.abort()
     print(f"slow reader: {received} B read, at most {held / 1024:.0f} KiB held by the gateway")
+
+
+async def test_edge_serve_drops_a_stalled_reader_too(fake: FakeUpstream) -> None:
+    """The same under `edge serve` (uvloop, whose transports are not asyncio's classes)."""
+    env = gateway_env("memory://", fake.url, EDGE_STREAM_WRITE_TIMEOUT=str(WRITE_TIMEOUT))
+    proc = GatewayProcess(env).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            tenant = await Live(url=proc.url, http=http).tenant()
+        fake.push(Scenario(endless=True, sndbuf=PROVIDER_SNDBUF))
+        reader, writer = await connect(proc.url, rcvbuf=CLIENT_RCVBUF)
+        writer.write(stream_request(tenant.key))
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        seen = fake.requests[0]
+        deadline = time.monotonic() + 10
+        while seen.disconnected_at is None:
+            assert time.monotonic() < deadline, "the stalled stream was never dropped"
+            await asyncio.sleep(0.02)
+        stalled_for = seen.disconnected_at - seen.last_write
+        assert WRITE_TIMEOUT * 0.9 <= stalled_for <= WRITE_TIMEOUT * 1.25 + 1.0, stalled_for
+        held = seen.sent - PROVIDER_HOLDS - CLIENT_HOLDS
+        assert held <= BUFFER_BOUND, held
+        writer.close()
+    finally:
+        proc.stop()
