@@ -54,9 +54,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
-    session = make_session()
-    app[HTTP] = session
     settings = app[SETTINGS]
+    session = make_session(settings.timeouts)
+    app[HTTP] = session
     app[AUTHENTICATOR] = Authenticator(
         identity=app[IDENTITY],
         server_secret=settings.hmac_secret,

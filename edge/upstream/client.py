@@ -18,8 +18,16 @@ TIMED_OUT = "The upstream provider did not answer in time."
 READ_BUFFER = 64 * 1024
 
 
-def make_session() -> aiohttp.ClientSession:
-    """One keep-alive pool for every upstream call in the process."""
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """Connect and idle-read timeouts (the time to headers is `open_upstream`'s own)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.idle
+    )
+
+
+def make_session(timeouts: Timeouts | None = None) -> aiohttp.ClientSession:
+    """One keep-alive pool for every upstream call in the process. What every call sends and
+    its timeouts are the session's defaults, built once rather than per call."""
     connector = aiohttp.TCPConnector(
         limit=0,  # bounded by our own admission, not by the pool
         limit_per_host=0,
@@ -33,6 +41,8 @@ def make_session() -> aiohttp.ClientSession:
         connector=connector,
         auto_decompress=False,  # we ask for identity bodies and relay bytes as they are
         skip_auto_headers=("User-Agent",),
+        headers={"Accept-Encoding": "identity", "User-Agent": "edge-gateway"},
+        timeout=client_timeout(timeouts or Timeouts()),
         raise_for_status=False,
         # aiohttp buffers up to twice this per response before it stops reading the socket
         # (256 KiB by default): a stream whose client reads slowly holds that much.
@@ -51,15 +61,12 @@ async def open_upstream(
     **kwargs: Any,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Send a request and yield the response once its headers arrive; map transport failures."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.idle
-    )
-    headers = {"Accept-Encoding": "identity", "User-Agent": "edge-gateway", **headers}
+    current = session.timeout
+    if current.sock_read != timeouts.idle or current.connect != timeouts.connect:
+        kwargs["timeout"] = client_timeout(timeouts)  # not the session's own (a caller's choice)
     try:
         async with asyncio.timeout(timeouts.headers):
-            response = await session.request(
-                method, url, data=body, headers=headers, timeout=timeout, **kwargs
-            )
+            response = await session.request(method, url, data=body, headers=headers, **kwargs)
     except TimeoutError as exc:
         raise GatewayError(504, TIMED_OUT, code="upstream_timeout") from exc
     except aiohttp.ClientError as exc:
