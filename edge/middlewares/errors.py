@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -32,9 +32,11 @@ INTERNAL = GatewayError(500, "The gateway failed to process the request.", code=
 
 
 def _request_id(request: web.Request) -> str:
-    incoming = request.headers.get("x-request-id", "")
+    incoming = request.headers.get("x-request-id")
     # A caller's id is kept only when it is short and printable: it goes into logs and headers.
-    return incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    return "req_" + os.urandom(16).hex()  # as unique as a uuid4, without building one
 
 
 def _from_http_exception(exc: web.HTTPException) -> GatewayError:
