@@ -3,7 +3,9 @@
 Entries are fresh for `ttl` seconds (1 s by default: a revocation reaches every replica within
 that even if the invalidation channel is down) and are dropped at once when any replica
 publishes a change. When the store is unreachable, a stale entry is served rather than failing
-every request; nothing newer could be known anyway.
+every request; nothing newer could be known anyway. Once a load has failed, stale entries are
+served at once while one reload per entry runs in the background, until a load succeeds: a
+request does not wait out the store's timeout for every record it needs.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class _Cache(Generic[T]):
         self._entries: dict[str, _Entry[T]] = {}
         self._loading: dict[str, asyncio.Task[T]] = {}
         self._generation = 0  # bumped by every drop: a load begun before it is not cached
+        self._failing = False  # the last load failed: serve stale entries without waiting
 
     def drop(self, name: str | None = None) -> None:
         self._generation += 1
@@ -52,13 +55,16 @@ class _Cache(Generic[T]):
 
     async def get(self, name: str, load: Callable[[], Awaitable[T]]) -> T:
         entry = self._entries.get(name)
-        if entry is not None and time.monotonic() - entry.fetched < self.ttl:
+        age = time.monotonic() - entry.fetched if entry is not None else 0.0
+        if entry is not None and age < self.ttl:
             return entry.value
         task = self._loading.get(name)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._load(name, load, entry))
             task.add_done_callback(_consume)
             self._loading[name] = task
+        if entry is not None and self._failing and age < STALE_LIMIT:
+            return entry.value  # the reload goes on in the background
         return await asyncio.shield(task)
 
     async def _load(
@@ -68,11 +74,13 @@ class _Cache(Generic[T]):
         try:
             value = await load()
         except (RedisError, OSError, StoreUnavailable) as exc:
+            self._failing = True
             if stale is not None and time.monotonic() - stale.fetched < STALE_LIMIT:
                 return stale.value
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             self._loading.pop(name, None)
+        self._failing = False
         if generation == self._generation:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
