@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 import orjson
@@ -28,6 +29,7 @@ BUDGET = 4000  # tokens per day
 CONCURRENT = 20
 USAGE = (10, 40)  # what the provider reports for every call
 RESERVATION_TTL = 3.0
+T = TypeVar("T")
 
 
 def _answer() -> bytes:
@@ -98,12 +100,29 @@ async def pair(fake: FakeUpstream) -> AsyncIterator[tuple[Pair, RedisServer]]:
         server.stop()
 
 
+async def admin_retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """An admin call, retried while it answers 503: after a Redis restart each pooled connection
+    Redis closed fails once (503 store_unavailable, Retry-After: 1), as an admin client sees."""
+    for _ in range(50):
+        try:
+            result = await call()
+        except AssertionError:  # Pair.tenant asserts each step's status
+            await asyncio.sleep(0.1)
+            continue
+        if not (isinstance(result, tuple) and result[0] == 503):
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("the admin API kept answering 503")
+
+
 async def one_run(
     pair: Pair, server: RedisServer, fake: FakeUpstream, restart_at: float | None = None
 ) -> Run:
     """A fresh key, 100 clients calling it through both replicas; Redis restarted `restart_at`
     seconds in, if given."""
-    key_id, key = await pair.tenant({"tokens_per_day": BUDGET, "max_concurrent": CONCURRENT})
+    key_id, key = await admin_retrying(
+        lambda: pair.tenant({"tokens_per_day": BUDGET, "max_concurrent": CONCURRENT})
+    )
     server.command("SAVE")  # the key survives even an unclean stop
     fake.requests.clear()
     fake.peak_active = 0
@@ -139,7 +158,7 @@ async def one_run(
     # Everything held is given back, or expires with the reservation.
     deadline = time.monotonic() + RESERVATION_TTL + 5
     while True:
-        status, usage = await pair.admin("GET", f"/keys/{key_id}/usage")
+        status, usage = await admin_retrying(lambda: pair.admin("GET", f"/keys/{key_id}/usage"))
         assert status == 200, usage
         markers = count_keys(server, "*:res:*")
         if (markers == 0 and usage["in_flight"] == 0) or time.monotonic() > deadline:
