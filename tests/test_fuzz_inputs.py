@@ -73,9 +73,13 @@ def test_wrong_types_in_every_field(target: tuple[Target, str, GatewayProcess]) 
                 gateway.check(Call("POST", path, body, headers))
                 sent += 1
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    new_key = orjson.dumps({"account": "acct_fuzz", "branch": "br-fuzz"})
+    status, raw, _ = gateway.send(Call("POST", "/admin/v1/keys", new_key, admin))
+    assert status == 201, raw
+    key_id = orjson.loads(raw)["id"]
     for route, valid in ADMIN_BODIES.items():
         method, path = route.split(" ", 1)
-        path = path.format(account="acct_fuzz", key_id="nokey", branch="br-fuzz")
+        path = path.format(account="acct_fuzz", key_id=key_id, branch="br-fuzz")
         for field in valid or {"x": 1}:
             for value in WRONG_TYPES:
                 body = json.dumps({**valid, field: value}).encode()
