@@ -12,7 +12,7 @@ from edge.usage import Usage, from_openai_chat
 
 def _event_usage(event: SSEEvent) -> Usage | None:
     # Most chunks carry `"usage":null`; only parse the ones that can hold a usage object.
-    if '"usage":{' not in event.data and '"usage": {' not in event.data:
+    if '"usage":{' not in event.text and '"usage": {' not in event.text:
         return None
     try:
         chunk = orjson.loads(event.data)
@@ -22,13 +22,20 @@ def _event_usage(event: SSEEvent) -> Usage | None:
 
 
 def _usage_only(event: SSEEvent) -> bool:
-    if '"choices":[]' not in event.data and '"choices": []' not in event.data:
+    if '"choices":[]' not in event.text and '"choices": []' not in event.text:
         return False
     try:
         chunk = orjson.loads(event.data)
     except orjson.JSONDecodeError:
         return False
     return isinstance(chunk, dict) and chunk.get("choices") == [] and bool(chunk.get("usage"))
+
+
+def _terminal(event: SSEEvent) -> bool:
+    """`[DONE]`, or an in-band error chunk the provider ended with (parsed only if it may be)."""
+    if event.is_done:
+        return True
+    return '{"error"' in event.text and event.data.startswith('{"error"')
 
 
 def _body_usage(body: object) -> Usage | None:
@@ -40,8 +47,7 @@ def chat_wire(hide_usage_chunk: bool) -> WireSpec:
     return WireSpec(
         usage_from_body=_body_usage,
         usage_from_event=_event_usage,
-        # `[DONE]`, or an in-band error chunk the provider ended with.
-        is_terminal=lambda e: e.is_done or e.data.startswith('{"error"'),
+        is_terminal=_terminal,
         stream_error=chat_stream_error,
         hide_event=_usage_only if hide_usage_chunk else None,
     )

@@ -11,7 +11,7 @@ from edge.usage import Usage, from_gemini
 
 
 def _event_usage(event: SSEEvent) -> Usage | None:
-    if '"usageMetadata"' not in event.data:
+    if '"usageMetadata"' not in event.text:
         return None
     try:
         chunk = orjson.loads(event.data)
@@ -30,7 +30,9 @@ def _body_usage(body: object) -> Usage | None:
 
 def _terminal(event: SSEEvent) -> bool:
     # Gemini has no end marker: the chunk with a finish reason (or an error) is the last.
-    return '"finishReason"' in event.data or event.data.startswith('{"error"')
+    if '"finishReason"' in event.text:
+        return True
+    return '{"error"' in event.text and event.data.startswith('{"error"')
 
 
 def gemini_wire() -> WireSpec:

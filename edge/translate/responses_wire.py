@@ -26,6 +26,7 @@ LIFECYCLE = frozenset(
     | {"response.failed", "response.incomplete"}
 )
 TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
+# Read from an event's text: most events are relayed without their data ever being parsed.
 _SEQ = re.compile(r'"sequence_number"\s*:\s*(\d+)')
 _TYPE = re.compile(r'"type"\s*:\s*"([^"]+)"')
 _WS = " \t\r\n"
@@ -77,7 +78,7 @@ def event_type(event: SSEEvent) -> str | None:
     """An event's type: its SSE name, else the `type` in its data."""
     if event.event:
         return event.event
-    match = _TYPE.search(event.data)
+    match = _TYPE.search(event.text or event.data)  # or an event built from its data
     return match.group(1) if match else None
 
 
@@ -100,7 +101,7 @@ class ResponsesObserver:
 
     def _event(self, event: SSEEvent) -> Usage | None:
         self.count += 1
-        seq = _SEQ.search(event.data)
+        seq = _SEQ.search(event.text or event.data)
         if seq is not None:
             self.last_seq = int(seq.group(1))
         kind = event_type(event)
