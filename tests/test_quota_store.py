@@ -145,3 +145,16 @@ async def test_every_limit_or_none_is_counted(quota: QuotaStore) -> None:
     refused = await _reserve(quota, 2, [roomy], [_hold("c:{a}:tokens", 500, 100)])
     assert not refused.admitted and refused.denied == 0
     assert (await quota.read_windows([roomy]))[0].remaining == 10
+
+
+async def test_scripts_load_again_after_redis_forgets_them(redis_server: RedisServer) -> None:
+    redis_server.command("FLUSHALL")
+    redis = Redis.from_url(redis_server.url)
+    try:
+        quota = RedisQuota(redis)
+        assert (await _reserve(quota, 0, [_window(5)])).admitted
+        await redis.script_flush()  # as a restarted Redis would have it
+        assert (await _reserve(quota, 1, [_window(5)])).admitted
+        assert await quota.settle(reservation_key("a", "r1"), "r1", [], ["s:{a}"])
+    finally:
+        await redis.aclose()
