@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream, Scenario
-from tests.support.gateway import Live
+from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
 from tests.support.rawhttp import connect, request_bytes
 from tests.support.streams import PATHS, frames
 
@@ -59,6 +60,17 @@ async def run_client(live: Live, key: str, client: Client) -> None:
     finally:
         writer.transport.abort()  # gone, without a goodbye
         client.left_at = time.monotonic()
+
+
+@pytest.fixture
+async def gateway(store_url: str, fake: FakeUpstream) -> AsyncIterator[Live]:
+    """A gateway on each store. A hundred clients share two cores with the rest of the suite:
+    a 100 ms Redis timeout would fire because the event loop is busy, and budgets would then
+    fail closed (503); what fails here is meant to be the clients, not Redis."""
+    env = gateway_env(store_url, fake.url, EDGE_REDIS_TIMEOUT="0.5")
+    live = await start_live(settings_for(env))
+    yield live
+    await stop_live(live)
 
 
 async def test_a_hundred_clients_abort_at_random_points(gateway: Live, fake: FakeUpstream) -> None:
