@@ -158,3 +158,25 @@ async def test_scripts_load_again_after_redis_forgets_them(redis_server: RedisSe
         assert await quota.settle(reservation_key("a", "r1"), "r1", [], ["s:{a}"])
     finally:
         await redis.aclose()
+
+
+async def test_settlements_due_together_each_settle_once(redis_server: RedisServer) -> None:
+    """Settlements that come due in one loop iteration share a pipeline, each still its own
+    atomic script; one Redis has forgotten is loaded again for the calls that need it."""
+    redis_server.command("FLUSHALL")
+    redis = Redis.from_url(redis_server.url)
+    try:
+        quota = RedisQuota(redis)
+        for n in range(20):
+            assert (await _reserve(quota, n, [], [_hold("c:{a}:tokens", 10, 1000)])).admitted
+        await redis.script_flush()
+
+        async def settle(n: int) -> bool:
+            marker = reservation_key("a", f"r{n}")
+            return await quota.settle(marker, f"r{n}", [("c:{a}:tokens", -4)], ["s:{a}"])
+
+        assert await asyncio.gather(*(settle(n) for n in range(20))) == [True] * 20
+        assert await asyncio.gather(*(settle(n) for n in range(20))) == [False] * 20
+        assert await quota.read(["c:{a}:tokens"], ["s:{a}"]) == ([20 * 6], [0])
+    finally:
+        await redis.aclose()

@@ -8,14 +8,10 @@ score, a sliding window counter two plain counters)."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
-from importlib import resources
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from edge.store.quota import (
     Hold,
@@ -25,6 +21,7 @@ from edge.store.quota import (
     first_denied,
     reservation_key,
 )
+from edge.store.scripts import Batched, Script
 from edge.store.usage import RETENTION_SECONDS, UsageRecord
 from policies.rate_windows import (
     WindowState,
@@ -35,28 +32,6 @@ from policies.rate_windows import (
 )
 
 MOVING, SLIDING = 1, 2
-
-
-class _Script:
-    """A Lua script run by EVALSHA, loaded again when Redis does not know it (after a restart).
-
-    Called directly rather than through redis-py's Script object, whose every call imports a
-    module and checks the client against a Protocol: a few percent of a request's CPU."""
-
-    def __init__(self, redis: Redis, name: str) -> None:
-        self._r = redis
-        self.text = resources.files("edge").joinpath("lua", name).read_text("utf-8")
-        self.sha = hashlib.sha1(self.text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-    async def __call__(self, keys: list[str], args: list[str | int]) -> Any:
-        """The script's reply."""
-        # execute_command is what evalsha calls, one wrapper less; redis-py leaves it untyped.
-        run = self._r.execute_command
-        try:
-            return await run("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except NoScriptError:
-            await self._r.script_load(self.text)
-            return await run("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
 
 
 def _ms(seconds: float) -> int:
@@ -77,8 +52,9 @@ class RedisQuota:
 
     def __init__(self, redis: Redis) -> None:
         self._r = redis
-        self._reserve = _Script(redis, "quota_reserve.lua")
-        self._settle = _Script(redis, "quota_settle.lua")
+        self._reserve = Script(redis, "quota_reserve.lua")
+        # Settlements run after the answer has left: those due together share a round trip.
+        self._settle = Batched(Script(redis, "quota_settle.lua"), redis)
 
     async def reserve(
         self,
