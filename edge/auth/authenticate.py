@@ -66,8 +66,9 @@ class Authenticator:
         tokens = presented_tokens(request)
         # An API key wins over a JWT, even when the key is invalid.
         for token in tokens:
-            if parse_api_key(token) is not None:
-                return await self._api_key(token)
+            parsed = parse_api_key(token)
+            if parsed is not None:
+                return await self._api_key(token, parsed.key_id)
         for token in tokens:
             if self._admin_token and hmac.compare_digest(
                 token.encode("utf-8"), self._admin_token.encode("utf-8")
@@ -83,10 +84,8 @@ class Authenticator:
                 return await self._jwt(token)
         raise UNAUTHORIZED
 
-    async def _api_key(self, token: str) -> Principal:
-        parsed = parse_api_key(token)
-        assert parsed is not None
-        record = await self._identity.key(parsed.key_id)
+    async def _api_key(self, token: str, key_id: str) -> Principal:
+        record = await self._identity.key(key_id)
         if record is None or record.revoked:
             key_matches(self._secret, token, _DUMMY_HASH)
             raise UNAUTHORIZED
