@@ -27,6 +27,13 @@ MAX_ENTRIES = 100_000
 
 
 @dataclass(slots=True)
+class _StoreHealth:
+    """Shared by the caches of one store: once any load fails, none waits on the store."""
+
+    failing: bool = False
+
+
+@dataclass(slots=True)
 class _Entry(Generic[T]):
     value: T
     fetched: float
@@ -39,12 +46,12 @@ class _Cache(Generic[T]):
     cancel it for the other callers waiting on the same entry.
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, health: _StoreHealth) -> None:
         self.ttl = ttl
+        self._health = health
         self._entries: dict[str, _Entry[T]] = {}
         self._loading: dict[str, asyncio.Task[T]] = {}
         self._generation = 0  # bumped by every drop: a load begun before it is not cached
-        self._failing = False  # the last load failed: serve stale entries without waiting
 
     def drop(self, name: str | None = None) -> None:
         self._generation += 1
@@ -63,7 +70,7 @@ class _Cache(Generic[T]):
             task = asyncio.get_running_loop().create_task(self._load(name, load, entry))
             task.add_done_callback(_consume)
             self._loading[name] = task
-        if entry is not None and self._failing and age < STALE_LIMIT:
+        if entry is not None and self._health.failing and age < STALE_LIMIT:
             return entry.value  # the reload goes on in the background
         return await asyncio.shield(task)
 
@@ -74,13 +81,13 @@ class _Cache(Generic[T]):
         try:
             value = await load()
         except (RedisError, OSError, StoreUnavailable) as exc:
-            self._failing = True
+            self._health.failing = True
             if stale is not None and time.monotonic() - stale.fetched < STALE_LIMIT:
                 return stale.value
             raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
         finally:
             self._loading.pop(name, None)
-        self._failing = False
+        self._health.failing = False
         if generation == self._generation:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
@@ -99,9 +106,10 @@ class IdentityCache:
 
     def __init__(self, store: Store, ttl: float = 1.0) -> None:
         self._store = store
-        self._keys: _Cache[KeyRecord | None] = _Cache(ttl)
-        self._accounts: _Cache[Account | None] = _Cache(ttl)
-        self._branches: _Cache[dict[str, Branch]] = _Cache(ttl)
+        health = _StoreHealth()
+        self._keys: _Cache[KeyRecord | None] = _Cache(ttl, health)
+        self._accounts: _Cache[Account | None] = _Cache(ttl, health)
+        self._branches: _Cache[dict[str, Branch]] = _Cache(ttl, health)
         store.invalidation.subscribe(self.invalidate)
 
     def invalidate(self, topic: str) -> None:
