@@ -52,8 +52,8 @@ class RedisQuota:
 
     def __init__(self, redis: Redis) -> None:
         self._r = redis
-        self._reserve = Script(redis, "quota_reserve.lua")
-        # Settlements run after the answer has left: those due together share a round trip.
+        # Calls that come due while one is in flight share the next round trip.
+        self._reserve = Batched(Script(redis, "quota_reserve.lua"), redis)
         self._settle = Batched(Script(redis, "quota_settle.lua"), redis)
 
     async def reserve(

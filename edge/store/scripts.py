@@ -1,4 +1,4 @@
-"""Running the quota store's Lua scripts: by EVALSHA, and settlements batched under load.
+"""Running the quota store's Lua scripts: by EVALSHA, batched under load.
 
 redis-py's Script object imports a module and checks the client against a Protocol on every
 call; these run EVALSHA themselves and load the script again when Redis answers NOSCRIPT (after
@@ -44,8 +44,8 @@ class Batched:
     so an idle gateway waits for nothing; under load the calls queued behind one send go out
     together when it returns. Each call is still its own atomic script run, with its own reply.
 
-    For calls nobody waits on (settlements run after the answer has left): one may wait for the
-    send ahead of it."""
+    Under load a call may wait for the send ahead of it, one round trip at most, and saves the
+    gateway the CPU that the calls queued with it would each have cost."""
 
     def __init__(self, script: Script, redis: Redis) -> None:
         self._script = script
@@ -83,6 +83,11 @@ class Batched:
             self._next()
 
     async def _send(self, batch: list[Call]) -> None:
+        # A caller that has gone away (its request cancelled) is not run for: nothing it would
+        # have reserved could be released.
+        batch = [call for call in batch if not call[2].done()]
+        if not batch:
+            return
         if len(batch) == 1:
             keys, args, future = batch[0]
             try:
