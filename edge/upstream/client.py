@@ -40,8 +40,11 @@ def make_session(timeouts: Timeouts | None = None) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         auto_decompress=False,  # we ask for identity bodies and relay bytes as they are
-        skip_auto_headers=("User-Agent",),
+        # Our own User-Agent: aiohttp then adds none, and skips the per-request merge that a
+        # skip_auto_headers list costs.
         headers={"Accept-Encoding": "identity", "User-Agent": "edge-gateway"},
+        # One provider's cookies must not ride on another tenant's call; and no jar to filter.
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=client_timeout(timeouts or Timeouts()),
         raise_for_status=False,
         # aiohttp buffers up to twice this per response before it stops reading the socket
