@@ -39,6 +39,19 @@ class WireSpec:
     stream_error: Callable[[GatewayError], bytes]
     # Events to hold back from the client (e.g. a usage chunk the gateway asked for itself).
     hide_event: Callable[[SSEEvent], bool] | None = None
+    # Bytes to send instead of a malformed event the client's SDK could not parse (None: as is).
+    repair_event: Callable[[SSEEvent], bytes | None] | None = None
+
+
+def _outgoing(spec: WireSpec, event: SSEEvent) -> bytes | None:
+    """What the client gets for one event: its bytes, repaired bytes, or nothing."""
+    if spec.hide_event is not None and spec.hide_event(event):
+        return None
+    if spec.repair_event is not None:
+        repaired = spec.repair_event(event)
+        if repaired is not None:
+            return repaired
+    return event.raw
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -140,15 +153,18 @@ async def _stream(
                 usage = spec.usage_from_event(event)
                 if usage is not None:
                     ctx.usage = usage
-                if spec.hide_event is None or not spec.hide_event(event):
-                    out.append(event.raw)
+                data = _outgoing(spec, event)
+                if data is not None:
+                    out.append(data)
             if out:
                 ctx.stream_events += len(out)
                 await response.write(b"".join(out))
         for event in parser.close():
             ended = ended or spec.is_terminal(event)
-            ctx.stream_events += 1
-            await response.write(event.raw)
+            data = _outgoing(spec, event)
+            if data is not None:
+                ctx.stream_events += 1
+                await response.write(data)
         if not ended:
             raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
     except GatewayError as err:

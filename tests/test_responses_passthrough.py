@@ -55,6 +55,18 @@ def lenient(data: str) -> dict[str, Any]:
     return value
 
 
+def as_relayed(frame: bytes) -> bytes:
+    """What the gateway sends for one provider event."""
+    ((name, data),) = parse_sse(frame)
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return (
+            f"event: {name}\ndata: {json.dumps(lenient(data), separators=(',', ':'))}\n\n".encode()
+        )
+    return frame
+
+
 def completed_usage(rec: Recording) -> tuple[int, int]:
     usage: dict[str, Any] = {}
     for line in rec.path.read_text().splitlines():
@@ -110,8 +122,10 @@ async def test_streamed_recording_passes_through_unchanged(gateway, fake, rec: R
         gateway, tenant.key, {"model": "gpt-5-4", "input": "hi", "stream": True}
     )
     assert status == 200
-    assert raw == b"".join(frames), "the provider's events must reach the client byte for byte"
-    events = [lenient(data) for _, data in parse_sse(raw)]
+    # Byte for byte, except an event cut short of its closing brace: that one arrives whole,
+    # so an SDK can parse it.
+    assert raw == b"".join(as_relayed(f) for f in frames)
+    events = [json.loads(data) for _, data in parse_sse(raw)]
     check_sequence_numbers(events)
     assert events[-1]["type"] in ("response.completed", "response.failed")
     seen = fake.requests[-1]

@@ -29,12 +29,7 @@ from tests.support.recordings import Recording, recordings
 
 PROVIDERS = ("anthropic", "gemini", "openai-chat", "openai-responses")
 # Known gateway bugs, each a pair that must start passing once fixed.
-KNOWN = {
-    ("parallel-tool-call-wrapper.1.chunks.txt", "responses"): (
-        "the Responses relay passes on provider events cut short of their closing braces, "
-        "which SDKs cannot parse; translated streams read them"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 CASES = [
     pytest.param(
         rec,

@@ -157,4 +157,20 @@ class ResponsesObserver:
             usage_from_event=self._event,
             is_terminal=lambda e: event_type(e) in TERMINAL,
             stream_error=self.stream_error,
+            repair_event=repair_cut_event,
         )
+
+
+def repair_cut_event(event: SSEEvent) -> bytes | None:
+    """A provider has sent events whose JSON lost its closing brace; an SDK cannot parse them.
+    Such an event goes out as its complete members, re-encoded; every other one as it came."""
+    try:
+        orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        data = members(event.data)
+    else:
+        return None
+    kind = data.get("type") if data else None
+    if data is None or not isinstance(kind, str) or event.event not in (None, kind):
+        return None
+    return sse_bytes([data])

@@ -327,6 +327,7 @@ def read_responses_stream(raw: bytes) -> Answer:
     answer = Answer(raw=events)
     sequence = -1
     final: dict[str, Any] | None = None
+    done_items: dict[int, dict[str, Any]] = {}
     for position, (name, data) in enumerate(events):
         try:
             event = orjson.loads(data)
@@ -338,6 +339,8 @@ def read_responses_stream(raw: bytes) -> Answer:
         if "sequence_number" in event or sequence >= 0:
             assert event["sequence_number"] > sequence, "sequence numbers increase"
             sequence = event["sequence_number"]
+        if name == "response.output_item.done":
+            done_items[event["output_index"]] = event["item"]
         if name == "error":
             # OpenAI sends `error` and then `response.failed`; either may end the stream.
             tail = [n for n, _ in events[position + 1 :]]
@@ -353,6 +356,9 @@ def read_responses_stream(raw: bytes) -> Answer:
             break
     assert final is not None or answer.error is not None, "a stream ends with a terminal event"
     if final is not None:
+        if not final.get("output") and done_items:
+            # A provider may send the items only as events, as the SDKs accumulate them.
+            final = {**final, "output": [done_items[i] for i in sorted(done_items)]}
         _responses_output(final, answer)
     return answer
 
