@@ -133,12 +133,16 @@ async def test_redis_killed_for_30_s_then_slow(redis_server: RedisServer) -> Non
     assert {c.status for c in outage if c.tenant == "plain"} == {200}
     budget = [c for c in outage if c.tenant == "budget"]
     assert {c.status for c in budget} == {503} and {c.retry_after for c in budget} == {"1"}
-    # Each replica admits exactly its share of the request rate while Redis is away.
+    # Each replica admits its share of the request rate while Redis is away: exactly, but for a
+    # call in flight as Redis went or came back, which the client's clock may put on either
+    # side of the outage.
+    shares = []
     for replica in (0, 1):
         during = [c for c in calls if killed < c.at < restarted and c.tenant == "rate"]
         admitted = sum(c.status == 200 for c in during if c.replica == replica)
         refused = [c for c in during if c.replica == replica and c.status == 429]
-        assert admitted == RATE_LIMIT // 2, (replica, admitted)
+        shares.append(admitted)
+        assert abs(admitted - RATE_LIMIT // 2) <= 1, (replica, admitted)
         assert refused and all(c.retry_after for c in refused)
     faulty = sorted(c.latency for c in calls if killed < c.at < healed + 1)
     slowest, p99 = faulty[-1], faulty[int(len(faulty) * 0.99)]
@@ -158,8 +162,8 @@ async def test_redis_killed_for_30_s_then_slow(redis_server: RedisServer) -> Non
         assert {c.replica for c in later if c.at > last_refusal and c.status == 200} == {0, 1}
     slow_phase = [c for c in calls if slowed + 1 < c.at < healed]
     print(
-        f"{len(calls)} calls; outage {len(outage)} calls, rate share "
-        f"{RATE_LIMIT // 2}/replica held; while Redis failed p99 {p99 * 1000:.0f} ms, slowest "
+        f"{len(calls)} calls; outage {len(outage)} calls, rate share {RATE_LIMIT // 2}/replica: "
+        f"{shares} admitted; while Redis failed p99 {p99 * 1000:.0f} ms, slowest "
         f"{slowest * 1000:.0f} ms; during +500 ms "
         f"latency: {sum(c.status == 200 for c in slow_phase)}/{len(slow_phase)} admitted, "
         f"p50 {sorted(c.latency for c in slow_phase)[len(slow_phase) // 2] * 1000:.0f} ms; "

@@ -3,8 +3,9 @@ stream complete, no delta lost, doubled or crossed between streams, the added p9
 delay within 50 ms, RSS stable after warm-up, and descriptors and provider connections back to
 their baseline within 10 s of the end.
 
-Saturation: the stream count, rising by steps of 8 s, at which the added p99 inter-chunk delay
-first passes 50 ms or a stream fails (each stream: 20 deltas 50 ms apart, relayed)."""
+Saturation: the stream count, rising by a quarter every 6 s, at which the added p99 inter-chunk
+delay first passes 50 ms or a stream fails (each stream: 20 deltas 50 ms apart, relayed); the
+lower of two ramps."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ pytestmark = [pytest.mark.soak, pytest.mark.timeout(900)]
 CHUNKS = 20
 DELAY_MS = 50
 ADDED_P99 = 0.050
-STEP_SECONDS = 8.0
+STEP_SECONDS = 6.0
 SOAK_SECONDS = float(os.environ.get("EDGE_SOAK_SECONDS", "120"))
-STEPS = (100, 150, 220, 320, 460, 660, 950, 1350, 1900, 2700)
+STEPS = tuple(round(100 * 1.25**n) for n in range(16))  # 100 ... 2800
 WARM_UP = 30.0
 
 
@@ -92,14 +93,19 @@ async def test_stream_soak_at_70_percent_of_saturation(soak_stack: StackFactory)
     baseline_fds = open_fds(stack.pid) - sockets_to(stack.pid, stack.redis.port)
     baseline_upstream = (await upstream_stats(stack.upstream_port))["open_connections"]
 
-    saturation = None
-    for streams in STEPS:
-        load = await run_load(stack, streams, STEP_SECONDS, ids)
-        print("ramp:", load.summary())
-        if load.failed or percentile(load.gaps, 0.99) > ADDED_P99:
-            saturation = streams
-            break
-    assert saturation is not None, f"no saturation up to {STEPS[-1]} streams"
+    # Two ramps, the lower result: near saturation one step's p99 is noisy, and 70% of an
+    # overestimate would not be 70% at all.
+    found = []
+    for _ in range(2):
+        for streams in STEPS:
+            load = await run_load(stack, streams, STEP_SECONDS, ids)
+            print("ramp:", load.summary())
+            if load.failed or percentile(load.gaps, 0.99) > ADDED_P99:
+                found.append(streams)
+                break
+        await asyncio.sleep(3)
+    assert len(found) == 2, f"no saturation up to {STEPS[-1]} streams"
+    saturation = min(found)
     soak = int(saturation * 0.7)
     # A pause, so the soak starts from an idle gateway.
     await asyncio.sleep(5)
