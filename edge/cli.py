@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edge.cli_admin import add_admin_parser
+from edge.cli_admin import add_admin_parser, hoist_admin_flags
 from edge.demo import bootstrap_demo, write_env_file
 from edge.logs import configure
 from edge.server import StartupError, serve
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `edge` console script."""
+    argv = hoist_admin_flags(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

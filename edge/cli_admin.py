@@ -166,6 +166,26 @@ def _scope_arg(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--account", help="account id")
 
 
+GLOBAL_FLAGS = ("--url", "--token")
+
+
+def hoist_admin_flags(argv: list[str]) -> list[str]:
+    """Move `edge admin`'s own flags next to `admin`, so they may also follow the command."""
+    if not argv or argv[0] != "admin":
+        return argv
+    front: list[str] = []
+    rest: list[str] = []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--json" or arg.startswith(tuple(f + "=" for f in GLOBAL_FLAGS)):
+            front.append(arg)
+        elif arg in GLOBAL_FLAGS:
+            front += [arg, next(args, "")]
+        else:
+            rest.append(arg)
+    return ["admin", *front, *rest]
+
+
 def add_admin_parser(sub: Any) -> None:
     """Register `edge admin` on the top-level subcommands."""
     admin = sub.add_parser("admin", help="administer accounts, keys, quotas (admin API)")

@@ -1,4 +1,4 @@
-"""docs/deployment.md says only what is true: its commands name real flags, files and
+"""The README's Deployment section says only what is true: its commands name real flags, files and
 kustomizations, its variables are ones edge reads, its series and log fields exist."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.test_deploy import BASE, OUTPUTS, env_of, gateway
 from tests.test_deploy_dashboard import exported
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = (ROOT / "docs" / "deployment.md").read_text()
+DOC = (ROOT / "README.md").read_text().split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
 SETTINGS = (ROOT / "edge" / "settings.py").read_text()
 
 
