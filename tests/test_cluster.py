@@ -213,7 +213,7 @@ async def test_sigterm_mid_stream_drops_nothing(cluster: Cluster, fake: FakeUpst
     tenant = await cluster.live.tenant()
     streams = 6
     for _ in range(streams):
-        fake.push(Scenario(frames=[CHUNK] * 30 + [DONE], delay_chunks=0.1))
+        fake.push(Scenario(frames=[CHUNK] * 30 + [DONE], delay_chunks=0.2))
     started: asyncio.Queue[int] = asyncio.Queue()
     running = [asyncio.ensure_future(stream(cluster, tenant, started)) for _ in range(streams)]
     for _ in range(streams):

@@ -9,9 +9,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from edge.appkeys import STORE
+from edge.appkeys import QUOTA, STORE
 from edge.store.usage import RedisUsage, day_of
+from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import gateway_env, settings_for, start_live, stop_live
+from tests.support.redis_server import RedisServer
+from tests.support.streams import frames
 from tests.test_quota_support import chat
 
 DELAY = 0.5
@@ -68,3 +71,46 @@ async def test_answer_leaves_before_settlement_and_shutdown_waits_for_it(
     finally:
         if not stopped:
             await stop_live(live)
+
+
+async def test_a_settlement_the_store_could_not_take_is_written_once_it_can(
+    redis_server: RedisServer, fake: FakeUpstream
+) -> None:
+    """Redis holds every write for a while just as a stream ends: the settlement times out,
+    is retried, and lands exactly once (the first attempt, queued by Redis, may run too)."""
+    redis_server.command("FLUSHALL")
+    env = gateway_env(redis_server.url, fake.url, EDGE_REDIS_TIMEOUT="0.1")
+    live = await start_live(settings_for(env))
+    try:
+        assert live.http is not None and live.app is not None
+        tenant = await live.tenant(quota={"tokens_per_day": 100_000})
+        fake.push(Scenario(frames=frames("chat", 6), delay_chunks=0.1))
+        body = {"model": "gpt-5-4", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        async with live.http.post(
+            f"{live.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {tenant.key}"},
+        ) as resp:
+            assert resp.status == 200
+            await resp.content.readany()  # reserved: now hold every write for 1.5 s
+            redis_server.command("CLIENT", "PAUSE", "1500", "WRITE")
+            paused = time.monotonic()
+            await resp.read()
+        quota = live.app[QUOTA]
+        # The retries end once one is written (settle_late); whatever ran before is in by then.
+        deadline = time.monotonic() + 10
+        while quota.fallback_counts()["settle_late"] == 0:
+            assert time.monotonic() < deadline, quota.fallback_counts()
+            await asyncio.sleep(0.05)
+        landed = time.monotonic() - paused
+        status, usage = await live.admin("GET", f"/keys/{tenant.key_id}/usage")
+        assert status == 200
+        used = next(r["used"] for r in usage["limits"] if r["name"] == "tokens_per_day")
+        today = usage["today"]
+        assert landed >= 1.4, landed  # it could only land after the pause
+        assert usage["in_flight"] == 0 and today["requests"] == 1, usage
+        assert used == today["input_tokens"] + today["output_tokens"] > 0, usage
+        assert quota.fallback_counts()["settle_lost"] == 0
+    finally:
+        redis_server.command("CLIENT", "UNPAUSE")
+        await stop_live(live)

@@ -52,10 +52,17 @@ def _answer() -> bytes:
     )
 
 
-def count_keys(server: RedisServer, pattern: str) -> int:
-    """How many keys match a pattern (a KEYS reply starts with `*<count>`)."""
-    reply = server.command("KEYS", pattern)
-    assert reply.startswith(b"*"), reply
+OPEN_MARKERS = """local n = 0
+for _, k in ipairs(redis.call('KEYS', '*:res:*')) do
+  if redis.call('GET', k) ~= 'settled' then n = n + 1 end
+end
+return n"""
+
+
+def count_open_markers(server: RedisServer) -> int:
+    """Reservation markers not yet settled (an integer reply is `:<n>`)."""
+    reply = server.command("EVAL", OPEN_MARKERS, "0")
+    assert reply.startswith(b":"), reply
     return int(reply[1 : reply.index(b"\r")])
 
 
@@ -68,7 +75,7 @@ class Run:
     peak_concurrent: int
     used: int  # the budget counter, once settled or expired
     recorded: int  # tokens in the usage records
-    markers: int  # reservation markers left in Redis
+    markers: int  # reservations still open in Redis (settled ones keep a 'settled' marker)
     in_flight: int
 
     @property
@@ -160,7 +167,7 @@ async def one_run(
     while True:
         status, usage = await admin_retrying(lambda: pair.admin("GET", f"/keys/{key_id}/usage"))
         assert status == 200, usage
-        markers = count_keys(server, "*:res:*")
+        markers = count_open_markers(server)
         if (markers == 0 and usage["in_flight"] == 0) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from edge.store import open_store
 from edge.store.base import AlreadyExists
-from edge.store.quota import reservation_key
+from edge.store.quota import Hold, Slot, reservation_key
 from edge.store.records import Account, Branch, KeyRecord
 from edge.store.usage import UsageRecord, day_of
 
@@ -78,3 +80,24 @@ async def test_usage_counters(store) -> None:
     assert days["1970-01-02"]["requests"] == 0
     account = await store.usage.days("account:a1", ["1970-01-01"])
     assert account["1970-01-01"]["requests"] == 1
+
+
+async def test_a_retried_settlement_counts_the_call_once(store) -> None:
+    # A settle that timed out may have run after all: running it again changes nothing.
+    marker = reservation_key("a1", "r9")
+    hold = Hold(key="c:{a1}:tokens", amount=100, limit=None, expires_at=time.time() + 60)
+    await store.quota.reserve(marker, "r9", [hold], [Slot("s:{a1}", None)], 30)
+    assert await store.quota.open_reservations("a1") == 1
+    record = UsageRecord(("key:k9",), (("requests", 1), ("input_tokens", 30)), day_of(0))
+    deltas = [("c:{a1}:tokens", 30 - 100)]
+    assert await store.quota.settle(marker, "r9", deltas, ["s:{a1}"], record)
+    assert not await store.quota.settle(marker, "r9", deltas, ["s:{a1}"], record)
+    days = await store.usage.days("key:k9", ["1970-01-01"])
+    assert days["1970-01-01"]["requests"] == 1 and days["1970-01-01"]["input_tokens"] == 30
+    assert await store.quota.read(["c:{a1}:tokens"], ["s:{a1}"]) == ([30], [0])
+    assert await store.quota.open_reservations("a1") == 0
+    # A call whose reservation expired unsettled is still recorded, once: it happened.
+    gone = reservation_key("a1", "r10")
+    assert not await store.quota.settle(gone, "r10", [], [], record)
+    assert not await store.quota.settle(gone, "r10", [], [], record)
+    assert (await store.usage.days("key:k9", ["1970-01-01"]))["1970-01-01"]["requests"] == 2

@@ -1,17 +1,24 @@
 -- Settle once: charge (or refund) the difference between real usage and the reservation, leave
--- the in-flight sets, and add the call to the daily usage hashes. A reservation already settled
--- or expired changes no counter, but its usage is still recorded: the call did happen.
+-- the in-flight sets, and add the call to the daily usage hashes. A reservation that expired
+-- changes no counter, but its usage is still recorded: the call did happen. The marker is kept
+-- for a while as 'settled', so that running this again (a retry after a timeout, when the
+-- first attempt may have run after all) changes and records nothing.
 -- KEYS[1]                 reservation marker
 -- KEYS[2 .. 1+nd]         counters to adjust
 -- KEYS[2+nd .. 1+nd+ns]   in-flight sets
 -- KEYS[2+nd+ns .. ]       usage hashes (one per scope, for the call's day)
--- ARGV: member, nd, ns, then per counter: delta,
+-- ARGV: member, nd, ns, keep_s (how long the settled marker is kept), then per counter: delta,
 --       then retention_s, nf, then per usage field: name, amount
 -- Returns 1 when settled now, 0 when there was nothing open.
 local member = ARGV[1]
 local nd = tonumber(ARGV[2])
 local ns = tonumber(ARGV[3])
-local ubase = 4 + nd
+local state = redis.call('GET', KEYS[1])
+if state == 'settled' then
+  return 0
+end
+redis.call('SET', KEYS[1], 'settled', 'EX', ARGV[4])
+local ubase = 5 + nd
 local nf = tonumber(ARGV[ubase + 1] or '0')
 for k = 2 + nd + ns, #KEYS do
   for f = 1, nf do
@@ -22,11 +29,11 @@ for k = 2 + nd + ns, #KEYS do
   end
   redis.call('EXPIRE', KEYS[k], ARGV[ubase])
 end
-if redis.call('DEL', KEYS[1]) == 0 then
+if not state then
   return 0
 end
 for i = 1, nd do
-  local delta = tonumber(ARGV[3 + i])
+  local delta = tonumber(ARGV[4 + i])
   -- A counter whose window has ended is gone: there is nothing left to correct.
   if delta ~= 0 and redis.call('EXISTS', KEYS[1 + i]) == 1 then
     if redis.call('INCRBY', KEYS[1 + i], delta) < 0 then

@@ -16,6 +16,7 @@ FallbackKind = Literal[
     "concurrency_local",  # a concurrency limit decided by this process's share
     "budget_closed",  # a token or cost limit could not be checked: refused with 503
     "budget_open",  # a token or cost limit could not be checked: admitted (fail-open policy)
+    "settle_late",  # real usage recorded after the store came back (a retried settlement)
     "settle_lost",  # real usage could not be recorded; the reservation expires on its own
 ]
 FALLBACK_KINDS: tuple[FallbackKind, ...] = (
@@ -23,6 +24,7 @@ FALLBACK_KINDS: tuple[FallbackKind, ...] = (
     "concurrency_local",
     "budget_closed",
     "budget_open",
+    "settle_late",
     "settle_lost",
 )
 

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
 MAX_PLANS = 100_000  # as many as the identity cache holds records
+# Pauses before each settlement attempt: about a minute in all, less than the store keeps a
+# settled marker (SETTLED_KEEP_SECONDS), so a retry can never settle one call twice.
+SETTLE_PAUSES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+MAX_PENDING_SETTLEMENTS = 10_000
 
 
 def _usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageRecord:
@@ -295,19 +299,41 @@ class QuotaService:
             deltas, slots = [], []  # only the usage is left for the shared store
         else:
             slots = reservation.slots
-        # While the shared store is known to be down, waiting on it would only delay the
-        # response: the usage is lost (counted) and a shared reservation expires on its own.
-        if self._store.shared and not self._breaker.allows():
-            self.fallbacks.record("settle_lost")
+        await self._settle_shared(reservation, deltas, slots, record)
+
+    async def _settle_shared(
+        self,
+        reservation: Reservation,
+        deltas: list[tuple[str, int]],
+        slots: list[str],
+        record: UsageRecord,
+    ) -> None:
+        """Write a settlement to the shared store, retrying while it is unreachable.
+
+        The answer has already left, so nothing waits on this: a settlement that fails is
+        tried again after a pause until the store answers, for about a minute: the store keeps
+        a settled marker longer than that, so an attempt that timed out but ran after all
+        makes the retries no-ops, and nothing is charged or recorded twice."""
+        for attempt, pause in enumerate(SETTLE_PAUSES):
+            if pause:
+                if len(self._tasks) > MAX_PENDING_SETTLEMENTS:
+                    break  # a long outage must not hold an unbounded backlog in memory
+                await asyncio.sleep(pause)
+            if self._store.shared and not self._breaker.allows():
+                continue
+            try:
+                await self._store.quota.settle(
+                    reservation.marker, reservation.id, deltas, slots, record
+                )
+            except STORE_ERRORS as exc:
+                self._breaker.failed(exc)
+                log.info("usage not settled yet (%r); retrying", exc)
+                continue
+            if attempt:
+                self.fallbacks.record("settle_late")
             return
-        try:
-            await self._store.quota.settle(
-                reservation.marker, reservation.id, deltas, slots, record
-            )
-        except STORE_ERRORS as exc:
-            self._breaker.failed(exc)
-            self.fallbacks.record("settle_lost")
-            log.info("usage not settled (%r); the reservation expires", exc)
+        self.fallbacks.record("settle_lost")
+        log.warning("usage of reservation %s not settled; it expires", reservation.id)
 
     def settle_soon(self, ctx: RequestContext) -> None:
         """Settle in a task of its own: the answer does not wait for the store, a cancelled

@@ -14,6 +14,9 @@ from policies.quota_estimate import PERIOD_SECONDS
 from policies.rate_windows import WindowState
 
 PREFIX = "edge:q:"
+# How long a settled reservation's marker is kept, so that a retried settlement is a no-op:
+# longer than the quota service goes on retrying one.
+SETTLED_KEEP_SECONDS = 90
 
 
 def counter_key(account: str, scope: str, field_name: str, bucket: str) -> str:
@@ -128,7 +131,8 @@ class QuotaStore(Protocol):
     ) -> bool:
         """Apply deltas (real minus reserved) and leave the slots, once: False when the
         reservation was already settled or has expired. `usage` is added to the daily usage
-        counters in the same step, whether or not the reservation was still open."""
+        counters in the same step, whether or not the reservation was still open, but never
+        twice for one marker within `SETTLED_KEEP_SECONDS`: a settlement may be retried."""
 
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
         """Current counter values and in-flight counts."""

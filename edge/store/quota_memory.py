@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from edge.store.quota import (
+    SETTLED_KEEP_SECONDS,
     Hold,
     ReserveResult,
     Slot,
@@ -34,12 +35,14 @@ class MemoryQuota:
         self._counters: dict[str, tuple[int, float]] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._markers: dict[str, float] = {}
+        self._settled: dict[str, float] = {}  # settled markers, kept so a retry is a no-op
         self._calls = 0
 
     def _sweep(self, now: float) -> None:
         """Drop expired entries now and then: nothing else would ever remove them."""
         self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
         self._markers = {k: t for k, t in self._markers.items() if t > now}
+        self._settled = {k: t for k, t in self._settled.items() if t > now}
         for key in list(self._slots):
             if not self._members(key, now):
                 del self._slots[key]
@@ -100,6 +103,9 @@ class MemoryQuota:
     ) -> bool:
         """Apply deltas and leave the slots, once; record the usage."""
         now = time.time()
+        if self._settled.get(marker, 0.0) > now:
+            return False
+        self._settled[marker] = now + SETTLED_KEEP_SECONDS
         if usage is not None and self._usage is not None:
             self._usage.add(usage)
         until = self._markers.pop(marker, None)

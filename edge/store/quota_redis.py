@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from edge.store.quota import (
+    SETTLED_KEEP_SECONDS,
     Hold,
     ReserveResult,
     Slot,
@@ -109,7 +110,8 @@ class RedisQuota:
     ) -> bool:
         """Apply deltas and leave the slots, once; record the usage in the same script."""
         keys = [marker, *(k for k, _ in deltas), *slots]
-        args: list[str | int] = [member, len(deltas), len(slots), *(d for _, d in deltas)]
+        args: list[str | int] = [member, len(deltas), len(slots), SETTLED_KEEP_SECONDS]
+        args += [d for _, d in deltas]
         if usage is not None:
             keys += usage.keys
             args += [RETENTION_SECONDS, len(usage.counts)]
@@ -161,4 +163,6 @@ class RedisQuota:
     async def open_reservations(self, account: str) -> int:
         """Open reservations of an account."""
         pattern = reservation_key(account, "*").replace("{", "\\{").replace("}", "\\}")
-        return len([k async for k in self._r.scan_iter(match=pattern, count=1000)])
+        keys = [k async for k in self._r.scan_iter(match=pattern, count=1000)]
+        values = await self._r.mget(keys) if keys else []
+        return sum(1 for v in values if v is not None and v != b"settled")

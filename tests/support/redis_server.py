@@ -98,7 +98,11 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def command(self, *args: str) -> bytes:
-        """Run one command with redis-cli semantics over a raw socket (inline protocol)."""
+        """Run one command over a raw socket and return the raw reply (RESP)."""
+        frame = f"*{len(args)}\r\n".encode()
+        for arg in args:
+            raw = arg.encode()
+            frame += b"$%d\r\n%s\r\n" % (len(raw), raw)
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall((" ".join(args) + "\r\n").encode())
+            sock.sendall(frame)
             return sock.recv(1 << 20)
