@@ -101,7 +101,10 @@ class Supervisor:
                 code = task.result()
                 multiprocess.mark_process_dead(proc.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
                 log.info("worker exited", extra={"fields": {"pid": proc.pid, "code": code}})
-                if code != 0 and failure == 0:
+                # A worker still starting when the signal came has no handler yet: the signal
+                # we forwarded ended it, which is a clean stop (it had nothing to drain).
+                forwarded = self.stopping and code in (-signal.SIGTERM, -signal.SIGINT)
+                if code != 0 and failure == 0 and not forwarded:
                     failure = code if code > 0 else 1
                 if not self.stopping:
                     log.error("worker exited on its own; stopping the others")

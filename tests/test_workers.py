@@ -30,6 +30,19 @@ async def echo(http: aiohttp.ClientSession, url: str, key: str) -> int:
         return resp.status
 
 
+async def all_listening(proc: GatewayProcess, timeout: float = 20.0) -> None:
+    """Wait until every worker listens: the first one alone already answers readiness, and
+    the kernel spreads connections only over the sockets bound when they arrive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = proc.log.read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        if len({r["pid"] for r in records if r["msg"] == "listening"}) == WORKERS:
+            return
+        assert time.monotonic() < deadline, lines[-20:]
+        await asyncio.sleep(0.05)
+
+
 def echo_count(text: str) -> float:
     for family in text_string_to_metric_families(text):
         if family.name == "edge_requests":
@@ -46,6 +59,7 @@ async def test_workers_share_a_port_and_a_scrape(redis_server: RedisServer) -> N
     env = gateway_env(redis_server.url, None, EDGE_LOG_LEVEL="INFO", EDGE_SHUTDOWN_GRACE="0.2")
     proc = GatewayProcess(env, args=["--workers", str(WORKERS)]).start()
     try:
+        await all_listening(proc)
         connector = aiohttp.TCPConnector(force_close=True)  # new connections spread over workers
         async with aiohttp.ClientSession(connector=connector) as http:
             tenant = await Live(url=proc.url, http=http).tenant()
@@ -59,7 +73,7 @@ async def test_workers_share_a_port_and_a_scrape(redis_server: RedisServer) -> N
         started = time.monotonic()
         proc.signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.proc.wait, 20)
-        assert code == 0 and time.monotonic() - started < 10
+        assert code == 0 and time.monotonic() - started < 10, proc.log.read_text()[-4000:]
     finally:
         proc.kill()
     text = proc.log.read_text()
@@ -125,3 +139,24 @@ def test_workers_stop_when_the_parent_is_killed(redis_server: RedisServer) -> No
         assert not any(_alive(pid) for pid in workers)
     finally:
         proc.kill()
+
+
+def test_a_stop_while_workers_start_is_clean(redis_server: RedisServer) -> None:
+    """SIGTERM as soon as the workers are spawned, before they can handle it: exit 0."""
+    env = gateway_env(redis_server.url, None, EDGE_LOG_LEVEL="INFO", EDGE_SHUTDOWN_GRACE="0")
+    gw = GatewayProcess(env)
+    with gw.log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
+            env=gw.env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 20
+    while '"workers started"' not in gw.log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, gw.log.read_text()[-2000:]
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(20)
+    text = gw.log.read_text()
+    assert code == 0, text[-3000:]
+    # At least one worker was ended by the forwarded signal itself, not by its handler.
+    assert '"code":-15' in text, text[-3000:]
