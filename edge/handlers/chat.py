@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from aiohttp import web
 
-from edge.appkeys import SETTINGS
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
-from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
+from edge.fallback import without_gateway_options
+from edge.handlers.chain import answer_by_chain
 from edge.relay import relay
 from edge.routing import Route
 from edge.translate import neutral as n
@@ -17,7 +15,7 @@ from edge.translate.chat_render import ChatStreamRenderer, chat_stream_error, re
 from edge.translate.chat_request import parse_chat_request, wants_stream_usage
 from edge.translate.chat_wire import chat_wire
 from edge.translate.rewrite import add_field, set_model
-from edge.translate.serve import json_bytes, serve
+from edge.translate.serve import json_bytes
 from edge.upstream.auth import upstream_headers
 
 
@@ -67,18 +65,5 @@ async def _passthrough(
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """OpenAI Chat Completions, to any model in the catalog, with fallbacks."""
     ctx = ctx_of(request)
-    payload = ctx.payload
-    catalog = request.app[SETTINGS].catalog
-    routes = fallback_chain(catalog, payload.get("model"), payload, "chat")
-    parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
-
-    async def attempt(route: Route) -> web.StreamResponse:
-        """Answer with one model of the chain."""
-        if route.passthrough:
-            return await _passthrough(request, ctx, route)
-        if not parsed:
-            parsed.append(parse_chat_request(payload))
-        req = dataclasses.replace(parsed[0], model=route.model.upstream)
-        return await serve(request, ctx, route, req, ChatClient(wants_stream_usage(payload)))
-
-    return await with_fallbacks(ctx, routes, attempt)
+    client = ChatClient(wants_stream_usage(ctx.payload))
+    return await answer_by_chain(request, ctx, "chat", _passthrough, parse_chat_request, client)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from aiohttp import web
 
-from edge.appkeys import SETTINGS
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
-from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
+from edge.fallback import without_gateway_options
+from edge.handlers.chain import answer_by_chain
 from edge.relay import relay
 from edge.routing import Route
 from edge.translate import neutral as n
@@ -22,7 +20,7 @@ from edge.translate.anthropic_request import parse_messages_request
 from edge.translate.anthropic_upstream import messages_url
 from edge.translate.anthropic_wire import messages_wire
 from edge.translate.rewrite import set_model
-from edge.translate.serve import json_bytes, serve
+from edge.translate.serve import json_bytes
 from edge.upstream.auth import upstream_headers
 
 
@@ -57,18 +55,6 @@ async def _passthrough(
 async def messages(request: web.Request) -> web.StreamResponse:
     """Anthropic Messages, stream and not, with fallbacks."""
     ctx = ctx_of(request)
-    payload = ctx.payload
-    catalog = request.app[SETTINGS].catalog
-    routes = fallback_chain(catalog, payload.get("model"), payload, "messages")
-    parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
-
-    async def attempt(route: Route) -> web.StreamResponse:
-        """Answer with one model of the chain."""
-        if route.passthrough:
-            return await _passthrough(request, ctx, route)
-        if not parsed:
-            parsed.append(parse_messages_request(payload))
-        req = dataclasses.replace(parsed[0], model=route.model.upstream)
-        return await serve(request, ctx, route, req, MessagesClient())
-
-    return await with_fallbacks(ctx, routes, attempt)
+    return await answer_by_chain(
+        request, ctx, "messages", _passthrough, parse_messages_request, MessagesClient()
+    )
