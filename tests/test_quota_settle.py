@@ -7,6 +7,8 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
+import pytest
 from redis.asyncio import Redis
 
 from edge.appkeys import QUOTA, STORE
@@ -113,4 +115,57 @@ async def test_a_settlement_the_store_could_not_take_is_written_once_it_can(
         assert quota.fallback_counts()["settle_lost"] == 0
     finally:
         redis_server.command("CLIENT", "UNPAUSE")
+        await stop_live(live)
+
+
+BUSY = """local start = redis.call('TIME')
+local function ms(t) return t[1] * 1000 + t[2] / 1000 end
+while ms(redis.call('TIME')) - ms(start) < tonumber(ARGV[1]) do end
+return 1"""
+
+
+async def test_a_client_gone_while_its_reservation_is_on_the_way_holds_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """The client leaves while its reserve script waits behind a busy Redis, which runs it
+    later all the same: the reservation is released, whichever of the two runs first."""
+    redis_server.command("FLUSHALL")
+    live = await start_live(settings_for(gateway_env(redis_server.url, None)))
+    try:
+        assert live.http is not None
+        tenant = await live.tenant(quota={"tokens_per_day": 100_000, "max_concurrent": 3})
+        headers = {"Authorization": f"Bearer {tenant.key}"}
+        body = {"model": "local/echo", "messages": [{"role": "user", "content": "x"}]}
+        async with live.http.post(
+            f"{live.url}/v1/chat/completions", json=body, headers=headers
+        ) as resp:
+            assert resp.status == 200  # the key is now in the identity cache
+        busy = asyncio.ensure_future(
+            asyncio.to_thread(redis_server.command, "EVAL", BUSY, "0", "300")
+        )
+        await asyncio.sleep(0.02)
+        with pytest.raises(asyncio.TimeoutError):
+            async with live.http.post(
+                f"{live.url}/v1/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=0.04),  # well inside the 100 ms Redis timeout
+            ) as resp:
+                await resp.read()
+        assert not busy.done()  # it left while Redis was still busy
+        await busy
+        deadline = time.monotonic() + 10
+        while True:
+            status, usage = await live.admin("GET", f"/keys/{tenant.key_id}/usage")
+            assert status == 200
+            used = next(r["used"] for r in usage["limits"] if r["name"] == "tokens_per_day")
+            if (
+                usage["in_flight"] == 0
+                and used == usage["today"]["input_tokens"] + usage["today"]["output_tokens"]
+            ):
+                break
+            assert time.monotonic() < deadline, usage
+            await asyncio.sleep(0.05)
+        assert usage["today"]["requests"] == 1, usage
+    finally:
         await stop_live(live)

@@ -180,3 +180,14 @@ async def test_settlements_due_together_each_settle_once(redis_server: RedisServ
         assert await quota.read(["c:{a}:tokens"], ["s:{a}"]) == ([20 * 6], [0])
     finally:
         await redis.aclose()
+
+
+async def test_a_reservation_released_before_it_arrives_counts_nothing(quota: QuotaStore) -> None:
+    # Its caller left while the reserve was on its way and the release got there first.
+    marker = reservation_key("a", "r1")
+    assert not await quota.settle(marker, "r1", [("c:{a}:tokens", -50)], ["s:{a}"])
+    hold = [_hold("c:{a}:tokens", 50, 100)]
+    late = await quota.reserve(marker, "r1", hold, [Slot("s:{a}", 5)], 30)
+    assert not late.admitted
+    assert await quota.read(["c:{a}:tokens"], ["s:{a}"]) == ([0], [0])
+    assert await quota.open_reservations("a") == 0

@@ -72,6 +72,11 @@ for w = 1, nw do
   out[#out + 1] = y
   out[#out + 1] = z
 end
+-- A marker already there means this reservation was released before it arrived (its caller
+-- left while the call was on its way, and the release came first): count nothing.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  out[1] = 0
+end
 if out[1] == 0 then
   return out
 end

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -45,10 +46,11 @@ log = logging.getLogger(__name__)
 STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
 MAX_PLANS = 100_000  # as many as the identity cache holds records
-# Pauses before each settlement attempt: about a minute in all, less than the store keeps a
-# settled marker (SETTLED_KEEP_SECONDS), so a retry can never settle one call twice.
-SETTLE_PAUSES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# Pauses before each settlement retry (jittered by ±25%): at most 76 s in all, less than the
+# store keeps a settled marker (SETTLED_KEEP_SECONDS), so a retry never settles a call twice.
+SETTLE_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 MAX_PENDING_SETTLEMENTS = 10_000
+RETRY_CONCURRENCY = 8
 
 
 def _usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageRecord:
@@ -89,6 +91,7 @@ class QuotaService:
         self.fallbacks = FallbackCounter()
         self._breaker = Breaker()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._retry_slots = asyncio.Semaphore(RETRY_CONCURRENCY)
         # (account id, key id) -> the records a plan was derived from, and the plan.
         self._plans: dict[tuple[str, str | None], tuple[Account, KeyRecord | None, QuotaPlan]] = {}
 
@@ -178,20 +181,19 @@ class QuotaService:
     async def _admit_shared(
         self, demand: Demand, reservation: Reservation, now: float
     ) -> Admission:
-        reserve = self._store.quota.reserve(
-            reservation.marker,
-            reservation.id,
-            demand.holds,
-            [s.slot for s in demand.slots],
-            self.settings.reservation_ttl,
-            demand.windows,
-        )
+        reserve = self._reserve_in(self._store.quota, demand, reservation)
         try:
             # The Redis client's own timeouts bound the call (connect, then answer); this is only
             # a backstop. A deadline as tight as those timeouts would also fire when this
             # process's event loop is merely busy, turning load into wrong decisions.
             async with asyncio.timeout(self.timeout * BACKSTOP):
                 outcome = await reserve
+        except asyncio.CancelledError:
+            # The caller left (its client disconnected) while the script was on its way: it may
+            # still run, and nobody would settle it. Release it; whichever of the two runs
+            # first, the reservation ends released (a released marker refuses a late reserve).
+            self._background(self._release(replace(reservation)))
+            raise
         except (TimeoutError, RedisTimeoutError) as exc:
             # The script may still have run: release it (settling is idempotent).
             log.info("quota store timed out: deciding locally")
@@ -228,7 +230,18 @@ class QuotaService:
             if any(s.slot.limit is not None for s in demand.slots):
                 self.fallbacks.record("concurrency_local")
             demand.slots = [self._share_slot(s) for s in demand.slots]
-        outcome = await store.reserve(
+        try:
+            outcome = await self._reserve_in(store, demand, reservation)
+        except asyncio.CancelledError:
+            self._background(self._release(replace(reservation)))
+            raise
+        return await self._decide(demand, reservation, outcome, now)
+
+    async def _reserve_in(
+        self, store: QuotaStore, demand: Demand, reservation: Reservation
+    ) -> ReserveResult:
+        """Reserve what the demand asks for under the reservation's marker."""
+        return await store.reserve(
             reservation.marker,
             reservation.id,
             demand.holds,
@@ -236,7 +249,6 @@ class QuotaService:
             self.settings.reservation_ttl,
             demand.windows,
         )
-        return await self._decide(demand, reservation, outcome, now)
 
     def _share(self, check: RateCheck) -> RateCheck:
         """This replica's share of a rate limit while the limits cannot be shared."""
@@ -261,12 +273,13 @@ class QuotaService:
 
         A release running in the background gets a copy: the caller goes on to reuse the
         reservation for a local decision, which rewrites where and what it holds."""
-        store = self._local if reservation.local else self._store.quota
         deltas = reservation.deltas(0, 0)
-        try:
-            await store.settle(reservation.marker, reservation.id, deltas, reservation.slots)
-        except STORE_ERRORS as exc:
-            log.warning("reservation not released (%s); it expires", type(exc).__name__)
+        if reservation.local:
+            await self._local.settle(reservation.marker, reservation.id, deltas, reservation.slots)
+        else:
+            # Right after a timeout or a cancelled call: the store's state is already known to
+            # the breaker, so a failure here only means trying again.
+            await self._settle_shared(reservation, deltas, reservation.slots, None, judge=False)
 
     async def _drop_idle_connections(self) -> None:
         """Close pooled connections opened before the failure: after a Redis restart each would
@@ -306,7 +319,8 @@ class QuotaService:
         reservation: Reservation,
         deltas: list[tuple[str, int]],
         slots: list[str],
-        record: UsageRecord,
+        record: UsageRecord | None,
+        judge: bool = True,
     ) -> None:
         """Write a settlement to the shared store, retrying while it is unreachable.
 
@@ -314,26 +328,44 @@ class QuotaService:
         tried again after a pause until the store answers, for about a minute: the store keeps
         a settled marker longer than that, so an attempt that timed out but ran after all
         makes the retries no-ops, and nothing is charged or recorded twice."""
-        for attempt, pause in enumerate(SETTLE_PAUSES):
-            if pause:
-                if len(self._tasks) > MAX_PENDING_SETTLEMENTS:
-                    break  # a long outage must not hold an unbounded backlog in memory
-                await asyncio.sleep(pause)
-            if self._store.shared and not self._breaker.allows():
-                continue
-            try:
-                await self._store.quota.settle(
-                    reservation.marker, reservation.id, deltas, slots, record
-                )
-            except STORE_ERRORS as exc:
-                self._breaker.failed(exc)
-                log.info("usage not settled yet (%r); retrying", exc)
-                continue
-            if attempt:
-                self.fallbacks.record("settle_late")
+        if await self._try_settle(reservation, deltas, slots, record, judge):
             return
+        for pause in SETTLE_PAUSES:
+            if len(self._tasks) > MAX_PENDING_SETTLEMENTS:
+                break  # a long outage must not hold an unbounded backlog in memory
+            # Jittered, so that the settlements an outage held back do not all return at once.
+            await asyncio.sleep(pause * random.uniform(0.75, 1.25))  # noqa: S311 (not a secret)
+            # A few at a time: a backlog let loose in one pipeline would keep Redis busy past
+            # the timeout of the admissions waiting behind it, and trip the breaker again.
+            async with self._retry_slots:
+                if await self._try_settle(reservation, deltas, slots, record, judge=False):
+                    self.fallbacks.record("settle_late")
+                    return
         self.fallbacks.record("settle_lost")
         log.warning("usage of reservation %s not settled; it expires", reservation.id)
+
+    async def _try_settle(
+        self,
+        reservation: Reservation,
+        deltas: list[tuple[str, int]],
+        slots: list[str],
+        record: UsageRecord | None,
+        judge: bool,
+    ) -> bool:
+        """One settlement attempt. Only a first attempt's failure (`judge`) feeds the breaker:
+        admission's own calls keep it accurate, and a retry only waits for it to close."""
+        if self._store.shared and not self._breaker.allows():
+            return False
+        try:
+            await self._store.quota.settle(
+                reservation.marker, reservation.id, deltas, slots, record
+            )
+        except STORE_ERRORS as exc:
+            if judge:
+                self._breaker.failed(exc)
+                log.info("usage not settled yet (%r); retrying", exc)
+            return False
+        return True
 
     def settle_soon(self, ctx: RequestContext) -> None:
         """Settle in a task of its own: the answer does not wait for the store, a cancelled

@@ -82,7 +82,8 @@ class MemoryQuota:
             values = [self._value(h.key, now) for h in holds]
             counts = [len(self._members(s.key, now)) for s in slots]
             denied = first_denied(holds, slots, values, counts)
-            if denied is not None or not all(s.allowed for s in states):
+            released = self._settled.get(marker, 0.0) > now  # released before it arrived
+            if denied is not None or released or not all(s.allowed for s in states):
                 return ReserveResult(False, denied, values, counts, states)
             for hold, value in zip(holds, values, strict=True):
                 self._counters[hold.key] = (value + hold.amount, hold.expires_at)

@@ -21,8 +21,8 @@ async def test_twenty_runs_also_across_restarts(pair, fake: FakeUpstream) -> Non
         restart = n % 5 == 4
         run = await one_run(replicas, server, fake, restart_at=0.3 if restart else None)
         # The run after a restart too: the first call on each pooled connection the restart
-        # closed fails, which opens the quota breaker (503s, settlements skipped: holds expire,
-        # charged). Never over the limit all the same.
+        # closed fails, which opens the quota breaker (503s; settlements wait and are retried,
+        # once each). Never over the limit all the same.
         check(run, restarted=restart or (n % 5 == 0 and n > 0))
         admitted.append(run.admitted_tokens)
         peaks.append(run.peak_concurrent)
