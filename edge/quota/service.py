@@ -324,13 +324,17 @@ class QuotaService:
     ) -> None:
         """Write a settlement to the shared store, retrying while it is unreachable.
 
-        The answer has already left, so nothing waits on this: a settlement that fails is
-        tried again after a pause until the store answers, for about a minute: the store keeps
-        a settled marker longer than that, so an attempt that timed out but ran after all
-        makes the retries no-ops, and nothing is charged or recorded twice."""
+        The answer has already left, so nothing waits on this: a shared reservation's
+        settlement that fails is tried again after a pause until the store answers, for about
+        a minute. The store keeps a settled marker longer than that, so an attempt that timed
+        out but ran after all makes the retries no-ops: nothing is charged or recorded twice."""
         if await self._try_settle(reservation, deltas, slots, record, judge):
             return
-        for pause in SETTLE_PAUSES:
+        # Only what holds something in the shared store is retried: a call decided locally
+        # during an outage holds nothing there, and retrying every one of their usage records
+        # would meet the store's return with a backlog as large as the outage's traffic.
+        pauses = () if reservation.local else SETTLE_PAUSES
+        for pause in pauses:
             if len(self._tasks) > MAX_PENDING_SETTLEMENTS:
                 break  # a long outage must not hold an unbounded backlog in memory
             # Jittered, so that the settlements an outage held back do not all return at once.
