@@ -1,4 +1,4 @@
-"""The recorded provider traffic in ../shared/recordings, framed as each API sends it."""
+"""The recorded provider traffic (tests/recordings), framed as each API sends it."""
 
 from __future__ import annotations
 
@@ -12,21 +12,16 @@ Api = Literal["openai-chat", "openai-responses", "anthropic", "gemini"]
 
 
 def recordings_dir() -> Path:
-    """The shared recordings folder (next to the repository, or $EDGE_RECORDINGS)."""
+    """The recorded provider traffic: $EDGE_RECORDINGS, else a `shared/recordings` folder
+    beside the repository, else the unchanged copy kept in tests/recordings."""
     import os
 
     env = os.environ.get("EDGE_RECORDINGS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "recordings"
-        if candidate.is_dir():
-            return candidate
-        candidate = parent.parent / "shared" / "recordings"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/recordings not found; set EDGE_RECORDINGS")
+    tests = Path(__file__).resolve().parent.parent
+    beside = tests.parent.parent / "shared" / "recordings"
+    return beside if beside.is_dir() else tests / "recordings"
 
 
 @dataclass(frozen=True)
