@@ -130,7 +130,8 @@ async def test_a_client_gone_while_its_reservation_is_on_the_way_holds_nothing(
     """The client leaves while its reserve script waits behind a busy Redis, which runs it
     later all the same: the reservation is released, whichever of the two runs first."""
     redis_server.command("FLUSHALL")
-    live = await start_live(settings_for(gateway_env(redis_server.url, None)))
+    env = gateway_env(redis_server.url, None, EDGE_REDIS_TIMEOUT="0.1")
+    live = await start_live(settings_for(env))
     try:
         assert live.http is not None
         tenant = await live.tenant(quota={"tokens_per_day": 100_000, "max_concurrent": 3})

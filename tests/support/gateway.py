@@ -33,6 +33,9 @@ def gateway_env(store_url: str, upstream_url: str | None, **extra: str) -> dict[
         "EDGE_HMAC_SECRET": HMAC_SECRET,
         "EDGE_LOG_LEVEL": "WARNING",
         "EDGE_SHUTDOWN_GRACE": "0",  # tests that need a grace period set their own
+        # The suite shares two cores with its own load: a 100 ms Redis timeout would now and
+        # then fire on a merely busy event loop. Tests of the timeout itself set their own.
+        "EDGE_REDIS_TIMEOUT": "1.0",
     }
     if upstream_url:
         env.update(
