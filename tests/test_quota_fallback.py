@@ -51,9 +51,8 @@ async def test_blackholed_redis_costs_a_timeout_then_nothing(redis_server: Redis
     timeout, a few timeouts in a row trip the breaker, and later decisions do not wait."""
     redis_server.command("FLUSHALL")
     proxy = await FaultProxy("127.0.0.1", redis_server.port).start()
-    env = gateway_env(
-        f"redis://{proxy.url_host_port}/0", None, EDGE_EXPECTED_REPLICAS="1", EDGE_REDIS_TIMEOUT="0.1"
-    )
+    url = f"redis://{proxy.url_host_port}/0"
+    env = gateway_env(url, None, EDGE_EXPECTED_REPLICAS="1", EDGE_REDIS_TIMEOUT="0.1")
     live = await start_live(settings_for(env))
     try:
         assert live.http is not None and live.app is not None
