@@ -48,7 +48,7 @@ bench: $(VENV)/.test-installed system-deps
 	$(BIN)/python -m tests.bench.run
 
 soak: $(VENV)/.test-installed system-deps
-	$(BIN)/pytest -q -m soak tests/soak
+	$(BIN)/pytest -q -rP -m soak tests/soak  # -rP: each run prints its figures
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
