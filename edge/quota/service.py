@@ -346,7 +346,8 @@ class QuotaService:
                     self.fallbacks.record("settle_late")
                     return
         self.fallbacks.record("settle_lost")
-        log.warning("usage of reservation %s not settled; it expires", reservation.id)
+        if not reservation.local:  # an outage's local calls are counted, not logged one by one
+            log.warning("reservation %s not settled; it expires charged", reservation.id)
 
     async def _try_settle(
         self,
@@ -367,7 +368,7 @@ class QuotaService:
         except STORE_ERRORS as exc:
             if judge:
                 self._breaker.failed(exc)
-                log.info("usage not settled yet (%r); retrying", exc)
+                log.info("settlement failed (%r)", exc)
             return False
         return True
 
