@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import aiohttp
-import orjson
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
-from tests.test_quota_replicas import Pair
+from tests.test_quota_replicas import Pair, _usage_body
 from tests.test_quota_support import chat_body
 
 pytestmark = pytest.mark.timeout(240)
@@ -30,26 +29,6 @@ CONCURRENT = 20
 USAGE = (10, 40)  # what the provider reports for every call
 RESERVATION_TTL = 3.0
 T = TypeVar("T")
-
-
-def _answer() -> bytes:
-    prompt, completion = USAGE
-    return orjson.dumps(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-5.4-nano",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "ok"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
-        }
-    )
 
 
 OPEN_MARKERS = """local n = 0
@@ -133,7 +112,7 @@ async def one_run(
     server.command("SAVE")  # the key survives even an unclean stop
     fake.requests.clear()
     fake.peak_active = 0
-    fake.default = Scenario(body=_answer(), delay_headers=0.02)
+    fake.default = Scenario(body=_usage_body(*USAGE), delay_headers=0.02)
     body = chat_body("count me", max_tokens=40, model="gpt-5-4-nano")
     rng = random.Random(len(fake.requests))
 

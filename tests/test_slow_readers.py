@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream, Scenario
+from tests.support.fake_upstream import FakeUpstream, Scenario, Seen
 from tests.support.gateway import (
     GatewayProcess,
     Live,
@@ -44,6 +44,15 @@ async def live(fake: FakeUpstream) -> AsyncIterator[Live]:
     await stop_live(gateway)
 
 
+async def dropped_after(seen: Seen) -> float:
+    """Wait until the gateway closes the provider call; how long after its last write."""
+    deadline = time.monotonic() + 10
+    while seen.disconnected_at is None:
+        assert time.monotonic() < deadline, "the stalled stream was never dropped"
+        await asyncio.sleep(0.02)
+    return seen.disconnected_at - seen.last_write
+
+
 def stream_request(key: str) -> bytes:
     """A streamed Chat Completions call to the provider behind the fake."""
     body = {"model": "gpt-5-4", "stream": True, "messages": [{"role": "user", "content": "x"}]}
@@ -62,11 +71,7 @@ async def test_a_stalled_reader_is_dropped_and_its_provider_call_closed(
     assert head.startswith(b"HTTP/1.1 200")
     # The client reads nothing more. The provider's writes stop once every buffer is full.
     seen = fake.requests[0]
-    deadline = time.monotonic() + 10
-    while seen.disconnected_at is None:
-        assert time.monotonic() < deadline, "the stalled stream was never dropped"
-        await asyncio.sleep(0.02)
-    stalled_for = seen.disconnected_at - seen.last_write
+    stalled_for = await dropped_after(seen)
     # Dropped once the client took nothing for the write timeout (checked every quarter of it),
     # counted here from the provider's last write, which lands a little after the gateway's
     # output stalls: the buffers in between fill first.
@@ -121,11 +126,7 @@ async def test_edge_serve_drops_a_stalled_reader_too(fake: FakeUpstream) -> None
         writer.write(stream_request(tenant.key))
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         seen = fake.requests[0]
-        deadline = time.monotonic() + 10
-        while seen.disconnected_at is None:
-            assert time.monotonic() < deadline, "the stalled stream was never dropped"
-            await asyncio.sleep(0.02)
-        stalled_for = seen.disconnected_at - seen.last_write
+        stalled_for = await dropped_after(seen)
         assert STALL_MIN <= stalled_for <= WRITE_TIMEOUT * 1.25 + 1.0, stalled_for
         held = seen.sent - PROVIDER_HOLDS - CLIENT_HOLDS
         assert held <= BUFFER_BOUND, held
