@@ -19,9 +19,11 @@ from tests.test_quota_support import chat_body
 pytestmark = pytest.mark.timeout(120)
 REDIS_TIMEOUT = 0.1
 CLIENTS = 16
-# A decision never waits on a dead Redis (refused connections fail at once, then the breaker
-# skips it); the rest of this bound is the request's own work on a shared two-core machine.
-LATENCY_BOUND = REDIS_TIMEOUT + 0.4
+# A decision never waits on a dead Redis for long (refused connections fail at once, then the
+# breaker skips it), but at the moment it dies a request can meet one timeout in each step that
+# needs it (identity, admission, settlement: the README's Reliability caveats); the rest of this
+# bound is the request's own work on a shared two-core machine.
+LATENCY_BOUND = 4 * REDIS_TIMEOUT + 0.4
 
 
 @dataclass
