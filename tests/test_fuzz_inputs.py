@@ -26,7 +26,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzz import ADMIN_BODIES, INFERENCE, Call, Target, admin_calls, inference_calls
+from tests.support.fuzz import (
+    ADMIN_BODIES,
+    INFERENCE,
+    Call,
+    Target,
+    admin_calls,
+    fuzz_tenants,
+    inference_calls,
+)
 from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, Live, gateway_env
 from tests.support.redis_server import RedisServer
 
@@ -40,20 +48,7 @@ def target() -> Iterator[tuple[Target, str, GatewayProcess]]:
     an invoke key for it."""
     proc = GatewayProcess(gateway_env("memory://", None, EDGE_LOG_LEVEL="INFO")).start()
     target = Target("127.0.0.1", proc.port)
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-
-    def admin(path: str, body: dict[str, Any]) -> Any:
-        status, raw, _ = target.send(Call("POST", f"/admin/v1{path}", orjson.dumps(body), auth))
-        assert status == 201, raw
-        return orjson.loads(raw)
-
-    # The invoke key's account is not among the ids the admin fuzzing aims at (acct_fuzz):
-    # a quota or a block set there would turn the rest of the run into 429s and 403s.
-    admin("/accounts", {"id": "acct_fuzz"})
-    admin("/accounts/acct_fuzz/branches", {"id": "br-fuzz", "parent": None})
-    admin("/accounts", {"id": "acct_invoke"})
-    admin("/accounts/acct_invoke/branches", {"id": "br-main", "parent": None})
-    key = admin("/keys", {"account": "acct_invoke", "branch": "br-main"})["key"]
+    key = fuzz_tenants(target)
     yield target, key, proc
     target.close()
     assert proc.proc is not None and proc.proc.poll() is None, "the gateway died"

@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.fuzz import Call, Target, admin_calls, inference_calls
-from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_env
+from tests.support.fuzz import Call, Target, admin_calls, fuzz_tenants, inference_calls
+from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
 
 pytestmark = [
@@ -39,20 +37,7 @@ def test_ten_minutes_of_fuzzing(redis_server: RedisServer) -> None:
     redis_server.command("FLUSHALL")
     proc = GatewayProcess(gateway_env(redis_server.url, None, EDGE_LOG_LEVEL="INFO")).start()
     target = Target("127.0.0.1", proc.port)
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
-
-    def admin(path: str, body: dict[str, Any]) -> Any:
-        status, raw, _ = target.send(Call("POST", f"/admin/v1{path}", orjson.dumps(body), auth))
-        assert status == 201, raw
-        return orjson.loads(raw)
-
-    # The invoke key's account is not among the ids the admin fuzzing aims at (acct_fuzz):
-    # a quota or a block set there would turn the rest of the run into 429s and 403s.
-    admin("/accounts", {"id": "acct_fuzz"})
-    admin("/accounts/acct_fuzz/branches", {"id": "br-fuzz", "parent": None})
-    admin("/accounts", {"id": "acct_invoke"})
-    admin("/accounts/acct_invoke/branches", {"id": "br-main", "parent": None})
-    key = admin("/keys", {"account": "acct_invoke", "branch": "br-main"})["key"]
+    key = fuzz_tenants(target)
 
     @BATCH
     @given(call=st.one_of(inference_calls(key), admin_calls()))

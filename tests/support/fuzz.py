@@ -346,3 +346,22 @@ class Target:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def fuzz_tenants(target: Target) -> str:
+    """Create the accounts the fuzzing aims at, and an invoke key on another account."""
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+
+    def admin(path: str, body: dict[str, Any]) -> Any:
+        status, raw, _ = target.send(Call("POST", f"/admin/v1{path}", orjson.dumps(body), auth))
+        assert status == 201, raw
+        return orjson.loads(raw)
+
+    # The invoke key's account is not among the ids the admin fuzzing aims at (acct_fuzz):
+    # a quota or a block set there would turn the rest of the run into 429s and 403s.
+    admin("/accounts", {"id": "acct_fuzz"})
+    admin("/accounts/acct_fuzz/branches", {"id": "br-fuzz", "parent": None})
+    admin("/accounts", {"id": "acct_invoke"})
+    admin("/accounts/acct_invoke/branches", {"id": "br-main", "parent": None})
+    key: str = admin("/keys", {"account": "acct_invoke", "branch": "br-main"})["key"]
+    return key
