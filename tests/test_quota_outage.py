@@ -28,12 +28,29 @@ LATENCY_BOUND = 4 * REDIS_TIMEOUT + 0.4
 
 @dataclass
 class Call:
+    """One timed model call: when it ended, whose it was, where it went, what it got."""
+
     at: float
     tenant: str
     replica: int
     status: int
     latency: float
     retry_after: str | None
+
+
+async def timed_call(
+    http: aiohttp.ClientSession, pair: Pair, replica: int, tenant: str, key: str
+) -> Call:
+    """One Chat Completions call to a replica, timed from the client's side."""
+    start = time.monotonic()
+    async with http.post(
+        f"{pair.urls[replica]}/v1/chat/completions",
+        json=chat_body(),
+        headers={"Authorization": f"Bearer {key}"},
+    ) as resp:
+        await resp.read()
+        end = time.monotonic()
+        return Call(end, tenant, replica, resp.status, end - start, resp.headers.get("Retry-After"))
 
 
 async def test_redis_killed_under_load_then_restarted() -> None:
@@ -61,25 +78,7 @@ async def test_redis_killed_under_load_then_restarted() -> None:
                 i = 0
                 while not stop.is_set():
                     tenant, key = ("rate", rate_key) if i % 2 else ("budget", budget_key)
-                    replica = (n + i) % 2
-                    start = time.monotonic()
-                    async with http.post(
-                        f"{pair.urls[replica]}/v1/chat/completions",
-                        json=chat_body(),
-                        headers={"Authorization": f"Bearer {key}"},
-                    ) as resp:
-                        await resp.read()
-                        end = time.monotonic()
-                        calls.append(
-                            Call(
-                                end,
-                                tenant,
-                                replica,
-                                resp.status,
-                                end - start,
-                                resp.headers.get("Retry-After"),
-                            )
-                        )
+                    calls.append(await timed_call(http, pair, (n + i) % 2, tenant, key))
                     i += 1
                     await asyncio.sleep(0.005)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
+from tests.test_quota_outage import Call, timed_call
 from tests.test_quota_replicas import Pair
-from tests.test_quota_support import chat_body
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(400)]
 REDIS_TIMEOUT = 0.1
@@ -34,16 +33,6 @@ CLIENTS = 8
 # is the call's own work on a shared two-core machine.
 P99_BOUND = REDIS_TIMEOUT + 0.15
 LATENCY_BOUND = 4 * REDIS_TIMEOUT + 0.15
-
-
-@dataclass
-class Call:
-    at: float
-    tenant: str
-    replica: int
-    status: int
-    latency: float
-    retry_after: str | None
 
 
 async def test_redis_killed_for_30_s_then_slow(redis_server: RedisServer) -> None:
@@ -75,24 +64,7 @@ async def test_redis_killed_for_30_s_then_slow(redis_server: RedisServer) -> Non
                 while not stop.is_set():
                     tenant = ("rate", "budget", "plain")[i % 3]
                     replica = (i // 3) % 2
-                    started = time.monotonic()
-                    async with http.post(
-                        f"{pair.urls[replica]}/v1/chat/completions",
-                        json=chat_body(),
-                        headers={"Authorization": f"Bearer {keys[tenant]}"},
-                    ) as resp:
-                        await resp.read()
-                        end = time.monotonic()
-                        calls.append(
-                            Call(
-                                end,
-                                tenant,
-                                replica,
-                                resp.status,
-                                end - started,
-                                resp.headers.get("Retry-After"),
-                            )
-                        )
+                    calls.append(await timed_call(http, pair, replica, tenant, keys[tenant]))
                     i += 1
                     await asyncio.sleep(0.01)
 
