@@ -284,3 +284,48 @@ async def test_sigterm_fails_a_run_that_cannot_finish_in_time(redis_server, fake
         log = await store.responses.events(tenant.account, rid, -1, 0)
         assert [json.loads(data)["type"] for _, data in log][-2:] == ["error", "response.failed"]
     assert redis_server.command("XLEN", "edge:resp:jobs").startswith(b":0")
+
+
+async def test_sigterm_requeues_a_run_that_has_logged_nothing(redis_server, fake, http) -> None:
+    """At the shutdown deadline a run still waiting for its provider's first event goes back to
+    the queue, and another process runs it to completion at once, not a lease later."""
+    redis_server.command("FLUSHALL")
+    env = {**env_for(redis_server.url, fake.url), "EDGE_SHUTDOWN_TIMEOUT": "1"}
+    # A lease of a minute: a takeover after the lease would come too late to pass.
+    env |= {"EDGE_LOG_LEVEL": "INFO", "EDGE_BACKGROUND_LEASE_SECONDS": "60"}
+    a, b = GatewayProcess(env), GatewayProcess(env)
+    await start(a)
+    try:
+        tenant = await Live(url=a.url, http=http).tenant()
+        # A's provider call answers nothing for a minute; B's, made after the requeue, at once.
+        fake.push(Scenario(frames=slow_frames(), delay_headers=60), Scenario(frames=slow_frames()))
+        sdk = client(a, tenant.key)
+        rid = (await sdk.responses.create(model="gpt-5-4", input="long", background=True)).id
+        await sdk.close()
+
+        async def called() -> bool:
+            return len(fake.requests) == 1
+
+        await wait_for(called, 10, "A to call the provider")
+        await start(b)
+        a.signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert await asyncio.to_thread(a.proc.wait, 15) == 0
+
+        async def completed() -> bool:
+            return await status_of(http, b, tenant.key, rid) == "completed"
+
+        await wait_for(completed, 10, "B to run the requeued job")
+        assert time.monotonic() - signalled < 10  # well inside the 60 s lease
+        log = await events_of(http, b, tenant.key, rid)
+    finally:
+        a.kill()
+        await stop(b)
+    assert len(fake.requests) == 2 and fake.requests[0].disconnected_at is not None
+    assert '"msg":"background run requeued"' in a.log.read_text()
+    kinds = [e["type"] for e in log]
+    lifecycle = ["response.created", "response.queued", "response.in_progress"]
+    assert kinds[:5] == [*lifecycle, "response.queued", "response.in_progress"], kinds
+    assert sum(k in TERMINALS for k in kinds) == 1 and kinds[-1] == "response.completed"
+    assert [e["sequence_number"] for e in log] == list(range(len(log)))
+    assert redis_server.command("XLEN", "edge:resp:jobs").startswith(b":0")

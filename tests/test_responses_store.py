@@ -118,6 +118,19 @@ async def test_a_job_whose_consumer_stops_renewing_is_taken_over(redis_server) -
         assert await alive.take(0.05, lease=0.3) is None
 
 
+async def test_a_released_job_is_taken_at_once(store) -> None:
+    """A job given back at shutdown is taken again without waiting for any lease."""
+    await store.jobs.push("a1", "resp_1")
+    job = await store.jobs.take(1.0, lease=30)
+    assert job is not None
+    assert await store.jobs.take(0.05, lease=30) is None  # held: nobody else gets it
+    await store.jobs.release(job)
+    again = await store.jobs.take(1.0, lease=30)  # a lease of 30 s has not passed
+    assert again is not None and again.response_id == "resp_1"
+    await store.jobs.done(again)
+    assert await store.jobs.take(0.05, lease=30) is None
+
+
 async def test_the_queue_recovers_when_redis_loses_its_data(redis_server) -> None:
     redis_server.command("FLUSHALL")
     async with open_store(redis_server.url, redis_timeout=1.0) as store:

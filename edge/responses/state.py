@@ -64,6 +64,7 @@ class RunLog:
         self.app = app
         self.record = record
         self.attempt = attempt
+        self.emitted = 0  # events this attempt logged after it began: once any, no restart
 
     async def _append(self, events: list[dict[str, Any]], change: Change) -> int:
         store = self.app[STORE].responses
@@ -73,6 +74,8 @@ class RunLog:
 
     async def emit(self, events: list[dict[str, Any]]) -> None:
         """Log events; raises RunStopped when the run was ended elsewhere."""
+        # Counted before the append lands: a run stopped mid-append may have logged them.
+        self.emitted += len(events)
         if events and await self._append(events, Change(attempt=self.attempt)) < 0:
             raise RunStopped
 
@@ -85,6 +88,13 @@ class RunLog:
             return False
         await settle(self.app, self.record, usage)
         return True
+
+    async def requeue(self) -> bool:
+        """Put the run back to `queued` (logging `response.queued`) for another attempt to
+        start afresh; True if this attempt still owned it."""
+        queued = {**self.record.response, "status": "queued"}
+        change = Change(attempt=self.attempt, status="queued", response=queued)
+        return await self._append([{"type": "response.queued", "response": queued}], change) >= 0
 
 
 def failed_events(

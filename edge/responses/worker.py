@@ -6,8 +6,12 @@ is claimed by another process once the lease expires. If the run had not started
 code `worker_lost`: part of its output may already have been streamed to clients and billed by
 the provider, and a silent second run could answer differently under the same id and sequence
 numbers. The terminal status is a conditional append, so it is written exactly once however
-many processes race for it. A process shutting down fails its running jobs the same way
-(`server_shutdown`) so that waiting clients are not left until the lease expires.
+many processes race for it.
+
+A process shutting down takes no new job and gives back at once any it took as the stop began.
+Its runs go on until the shutdown deadline; one still running then is given back to the queue
+if it has logged nothing since it began (another process starts it afresh at once), else
+failed with `server_shutdown`, for the reason above, so waiting clients hear of it now.
 """
 
 from __future__ import annotations
@@ -119,8 +123,10 @@ class Worker:
                 await asyncio.sleep(_TAKE_WAIT)
                 continue
             if job is None or self._stopping:
-                # A job taken just now stays pending: another process takes it over, unstarted.
                 self._slots.release()
+                if job is not None:  # taken as the stop began: another process runs it now
+                    with contextlib.suppress(*STORE_ERRORS):
+                        await jobs.release(job)
                 continue
             task = asyncio.get_running_loop().create_task(self._handle(job))
             self._handlers.add(task)
@@ -181,16 +187,29 @@ class Worker:
             task = asyncio.current_task()
             if task is None or not task.cancelling():
                 return True  # the run was stopped because it ended elsewhere
-            events, failed = failed_events(record.response, SHUTDOWN)
             with contextlib.suppress(*STORE_ERRORS, TimeoutError):
                 async with asyncio.timeout(2.0):
-                    if await asyncio.shield(run_log.end(events, failed, None)):
-                        await asyncio.shield(self.app[STORE].jobs.done(job))
+                    await asyncio.shield(self._give_up(job, record, run_log))
             raise
         finally:
             beat.cancel()
             self._runs.pop(key, None)
         return True
+
+    async def _give_up(self, job: Job, record: StoredResponse, run_log: RunLog) -> None:
+        """At the shutdown deadline: a run that has logged nothing since it began goes back
+        to the queue, for another process to start afresh now; one whose events may have
+        reached clients is failed (`server_shutdown`), since a second run could contradict
+        them."""
+        jobs = self.app[STORE].jobs
+        if run_log.emitted == 0:
+            if await run_log.requeue():
+                await jobs.release(job)
+                log.info("background run requeued", extra={"fields": {"response": record.id}})
+            return
+        events, failed = failed_events(record.response, SHUTDOWN)
+        if await run_log.end(events, failed, None):
+            await jobs.done(job)
 
     async def _heartbeat(self, job: Job, run_log: RunLog, run_task: asyncio.Task[None]) -> None:
         """Renew the job's lease; stop the run if it was ended elsewhere (a missed notice)."""

@@ -19,6 +19,8 @@ from redis.exceptions import ResponseError
 
 JOBS = "edge:resp:jobs"
 GROUP = "edge-workers"
+# A released job's idle time: longer than any lease, so any worker's takeover claims it now.
+RELEASED_IDLE_MS = 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class JobQueue(Protocol):
 
     async def done(self, job: Job) -> None:
         """Remove a finished job."""
+
+    async def release(self, job: Job) -> None:
+        """Give a job back unfinished (shutdown), so another worker takes it now."""
 
     async def wake(self) -> None:
         """Make a waiting `take` return now, and every later one at once (shutdown)."""
@@ -79,6 +84,10 @@ class MemoryJobs:
 
     async def done(self, job: Job) -> None:
         """Nothing to acknowledge in one process."""
+
+    async def release(self, job: Job) -> None:
+        """Queue the job again."""
+        self._queue.put_nowait(Job(job.account, job.response_id))
 
     async def wake(self) -> None:
         """Release a waiting take."""
@@ -166,6 +175,12 @@ class RedisJobs:
         pipe.xack(JOBS, GROUP, job.token)
         pipe.xdel(JOBS, job.token)
         await pipe.execute()
+
+    async def release(self, job: Job) -> None:
+        """Mark the job idle far past any lease: the next worker that asks claims it at once."""
+        await self._r.xclaim(
+            JOBS, GROUP, self._consumer, 0, [job.token], idle=RELEASED_IDLE_MS, justid=True
+        )
 
     async def wake(self) -> None:
         """Close the blocking connections: a blocked read fails at once instead of being
