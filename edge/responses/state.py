@@ -64,7 +64,7 @@ class RunLog:
         self.app = app
         self.record = record
         self.attempt = attempt
-        self.emitted = 0  # events this attempt logged after it began: once any, no restart
+        self.emitted = 0  # writes this attempt made (or began) after it started: then no restart
 
     async def _append(self, events: list[dict[str, Any]], change: Change) -> int:
         store = self.app[STORE].responses
@@ -84,6 +84,7 @@ class RunLog:
     ) -> bool:
         """Log the last events and the terminal status; settle if this attempt won."""
         change = Change(attempt=self.attempt, status=str(response["status"]), response=response)
+        self.emitted += len(events) + 1  # the terminal status too: it may land after a requeue
         if await self._append(events, change) < 0:
             return False
         await settle(self.app, self.record, usage)
