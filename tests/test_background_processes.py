@@ -316,7 +316,9 @@ async def test_sigterm_requeues_a_run_that_has_logged_nothing(redis_server, fake
             return await status_of(http, b, tenant.key, rid) == "completed"
 
         await wait_for(completed, 10, "B to run the requeued job")
-        assert time.monotonic() - signalled < 10  # well inside the 60 s lease
+        took = time.monotonic() - signalled
+        print(f"requeued run completed elsewhere {took:.1f} s after SIGTERM (timeout 1 s)")
+        assert took < 10  # well inside the 60 s lease
         log = await events_of(http, b, tenant.key, rid)
     finally:
         a.kill()
