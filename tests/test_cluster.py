@@ -224,6 +224,25 @@ async def refusing(victim: GatewayProcess, limit: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+PROBE_ID = "probe-refusal"
+
+
+async def probe_refusal(cluster: Cluster, victim: GatewayProcess, tenant: Tenant) -> None:
+    """Once past its grace, the stopped replica itself answers a new call with a 503
+    `server_shutdown` that tells the client to retry and closes the connection."""
+    await refusing(victim)
+    async with cluster.http.post(
+        f"{victim.url}/v1/chat/completions",
+        json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {tenant.key}", "x-request-id": PROBE_ID},
+    ) as resp:
+        body = await resp.json()
+        assert resp.status == 503, body
+        assert body["error"]["code"] == "server_shutdown"
+        assert resp.headers["Retry-After"] == "1"
+        assert resp.headers.get("Connection", "").lower() == "close"
+
+
 async def test_sigterm_mid_stream_drops_nothing(cluster: Cluster, fake: FakeUpstream) -> None:
     """One replica is stopped while it serves streams: they finish, and the others take
     every new request, so a client that retries on connection refusal sees no failure."""
@@ -264,25 +283,6 @@ async def test_sigterm_mid_stream_drops_nothing(cluster: Cluster, fake: FakeUpst
     assert refused, [r for r in lines if r["ts"] >= signalled_at - 1]
     others = sum(cluster.chat_calls(r) for r in cluster.replicas[1:])
     assert others >= len(statuses) - cluster.chat_calls(victim)
-
-
-PROBE_ID = "probe-refusal"
-
-
-async def probe_refusal(cluster: Cluster, victim: GatewayProcess, tenant: Tenant) -> None:
-    """Once past its grace, the stopped replica itself answers a new call with a 503
-    `server_shutdown` that tells the client to retry and closes the connection."""
-    await refusing(victim)
-    async with cluster.http.post(
-        f"{victim.url}/v1/chat/completions",
-        json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {tenant.key}", "x-request-id": PROBE_ID},
-    ) as resp:
-        body = await resp.json()
-        assert resp.status == 503, body
-        assert body["error"]["code"] == "server_shutdown"
-        assert resp.headers["Retry-After"] == "1"
-        assert resp.headers.get("Connection", "").lower() == "close"
 
 
 async def test_response_stored_on_one_replica_is_read_and_chained_on_another(
