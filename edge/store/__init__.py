@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from edge.store.audit import AuditLog, MemoryAudit, RedisAudit
 from edge.store.base import IdentityStore, Invalidation, StoreUnavailable
@@ -56,6 +57,12 @@ class Store:
             return False
 
 
+# redis-py's "auto" maintenance notifications (a Redis Cloud feature) switch off the pool's
+# check that a connection is still open before it is handed out: after a Redis restart each
+# pooled connection then failed the first call made on it, seconds or minutes later.
+NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
+
+
 def redis_client(url: str, timeout: float, max_connections: int = 256) -> Redis:
     """A pooled client that fails fast: a short timeout and no silent retries."""
     return Redis.from_url(
@@ -65,6 +72,7 @@ def redis_client(url: str, timeout: float, max_connections: int = 256) -> Redis:
         retry=Retry(NoBackoff(), 0),
         max_connections=max_connections,
         health_check_interval=30,
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
     )
 
 
@@ -84,7 +92,11 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
         )
         return
     redis = redis_client(url, redis_timeout)
-    subscriber = Redis.from_url(url, socket_connect_timeout=max(redis_timeout, 1.0))
+    subscriber = Redis.from_url(
+        url,
+        socket_connect_timeout=max(redis_timeout, 1.0),
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
+    )
     invalidation = RedisInvalidation(redis, subscriber)
     invalidation.start()
     # Blocking reads (event log tails, the job queue) wait up to a few seconds: their own pool.
@@ -93,6 +105,7 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
         socket_timeout=30.0,
         socket_connect_timeout=max(redis_timeout, 1.0),
         retry=Retry(NoBackoff(), 0),  # a failed blocking read is the caller's to retry
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
     )
     try:
         yield Store(
