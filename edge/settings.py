@@ -51,6 +51,8 @@ class Guards:
     body_timeout: float = 60.0  # to receive a whole request body
     # A stream whose client takes no byte for this long while output waits is dropped.
     stream_write_timeout: float = 30.0
+    # A resume stream waiting for a background run's next event writes a comment this often.
+    stream_keepalive: float = 15.0
     max_inflight: int = 4096  # requests at once before shedding with 503 (0: no limit)
 
 
@@ -161,6 +163,7 @@ def _guards(env: Mapping[str, str]) -> Guards:
         header_timeout=_float(env, "EDGE_HEADER_TIMEOUT", 15.0),
         body_timeout=_float(env, "EDGE_BODY_TIMEOUT", 60.0),
         stream_write_timeout=_float(env, "EDGE_STREAM_WRITE_TIMEOUT", 30.0),
+        stream_keepalive=_float(env, "EDGE_STREAM_KEEPALIVE", 15.0),
         max_inflight=inflight,
     )
 
