@@ -15,7 +15,6 @@ from policies.credentials import (
     SCOPE_ADMIN,
     Principal,
     hash_key,
-    key_matches,
     looks_like_jwt,
     normalize_scopes,
     parse_api_key,
@@ -23,7 +22,8 @@ from policies.credentials import (
 from policies.jwt_issuers import Issuer, unverified_header_and_issuer, verify
 
 UNAUTHORIZED = GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
-# Compared against when the key id is unknown, so unknown and wrong keys cost the same work.
+# Compared against in place of a hash the key id does not have (unknown or revoked id, no
+# rotation), so unknown and wrong keys cost the same work.
 _DUMMY_HASH = "0" * 64
 
 
@@ -86,22 +86,27 @@ class Authenticator:
 
     async def _api_key(self, token: str, key_id: str) -> Principal:
         record = await self._identity.key(key_id)
-        if record is None or record.revoked:
-            key_matches(self._secret, token, _DUMMY_HASH)
-            raise UNAUTHORIZED
-        valid = key_matches(self._secret, token, record.hash)
-        if not valid and record.previous_hash and record.previous_valid_until:
-            still_valid = time.time() < record.previous_valid_until
-            valid = hmac.compare_digest(hash_key(self._secret, token), record.previous_hash)
-            valid = valid and still_valid
-        if not valid:
+        live = record if record is not None and not record.revoked else None
+        # The same work whatever the key id names: one HMAC of the presented key and two
+        # constant-time compares (the current hash, then the previous one of a rotation), each
+        # against the dummy when there is no such hash (unknown or revoked id, never rotated).
+        # No early exit, so a wrong secret for a real, revoked or rotated key takes the path an
+        # unknown key id takes.
+        current = live.hash if live is not None else _DUMMY_HASH
+        previous = live.previous_hash if live is not None and live.previous_hash else _DUMMY_HASH
+        grace_until = live.previous_valid_until if live is not None and live.previous_hash else None
+        in_grace = time.time() < (grace_until or 0.0)
+        presented = hash_key(self._secret, token)
+        matches_current = hmac.compare_digest(presented, current)
+        matches_previous = hmac.compare_digest(presented, previous)
+        if live is None or not (matches_current or (matches_previous and in_grace)):
             raise UNAUTHORIZED
         return Principal(
             kind="key",
-            subject=record.id,
-            account=record.account,
-            scopes=normalize_scopes(record.scopes),
-            branch=record.branch,
+            subject=live.id,
+            account=live.account,
+            scopes=normalize_scopes(live.scopes),
+            branch=live.branch,
         )
 
     async def _jwt(self, token: str) -> Principal:
