@@ -27,6 +27,11 @@ def _run_loop() -> None:
         pass
 
 
+def _startup_failed(exc: StartupError) -> int:
+    print(f"edge: startup failed: {exc}", file=sys.stderr)
+    return 3
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
@@ -47,7 +52,10 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        return supervise(settings.host, settings.port, args.workers, settings.metrics_dir)
+        try:
+            return supervise(settings.host, settings.port, args.workers, settings.metrics_dir)
+        except StartupError as exc:
+            return _startup_failed(exc)
     base_url = f"http://{settings.host}:{settings.port}"
 
     async def announce(app: web.Application) -> None:
@@ -65,10 +73,11 @@ def _serve(args: argparse.Namespace) -> int:
     _run_loop()
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings, announce if args.demo else None))
+            asyncio.run(
+                serve(settings, announce if args.demo else None, shared_port=args.shared_port)
+            )
     except StartupError as exc:
-        print(f"edge: startup failed: {exc}", file=sys.stderr)
-        return 3
+        return _startup_failed(exc)
     return 0
 
 
@@ -92,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes sharing the port (SO_REUSEPORT); needs a redis:// store",
     )
+    # How `--workers N` tells its workers they are one group: only they bind with SO_REUSEPORT.
+    serve_cmd.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     serve_cmd.add_argument(
         "--demo",
         action="store_true",

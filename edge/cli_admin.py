@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -143,7 +144,7 @@ def _keys(args: argparse.Namespace, action: str) -> tuple[str, str, Any]:
 
 
 def run_admin(args: argparse.Namespace) -> int:
-    """Run one `edge admin` command; the exit code is 0, 1 (refused) or 2 (usage, network)."""
+    """Run one `edge admin` command; exit 0, 1 (refused, or output closed) or 2 (usage, network)."""
     env_url, env_token = admin_client_env()
     url = (args.url or env_url).rstrip("/")
     token = args.token or env_token
@@ -153,10 +154,21 @@ def run_admin(args: argparse.Namespace) -> int:
     except AdminError as exc:
         print(f"edge admin: {exc}", file=sys.stderr)
         return exc.code
-    if args.json:
-        print(json.dumps(answer, indent=2, sort_keys=True))
-    else:
-        print(render(args.group, answer))
+    text = json.dumps(answer, indent=2, sort_keys=True) if args.json else render(args.group, answer)
+    return write_out(text)
+
+
+def write_out(text: str) -> int:
+    """Print text; 1 without a traceback if the reader has gone (`edge admin ... | head`)."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's documented way (signal module, "Note on SIGPIPE"): what is still buffered
+        # goes to devnull, so the flush at exit cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -17,11 +17,22 @@ LIMIT_COLUMNS = ("scope", "name", "limit", "used", "remaining", "window_seconds"
 DAY_COLUMNS = ("day", "requests", "input_tokens", "output_tokens", "cost_micros")
 
 
+def timestamp(seconds: float) -> str:
+    """Epoch seconds as ISO-8601 UTC to the second, one word wide: 2026-12-04T17:05:03Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _is_time(name: str, value: Any) -> bool:
+    """Whether a field holds a moment (epoch seconds): `at`, `*_at`, `*_until`."""
+    named = name == "at" or name.endswith(("_at", "_until"))
+    return named and isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
-    if name in ("created_at", "at", "revoked_at") and isinstance(value, int | float):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value))
+    if _is_time(name, value):
+        return timestamp(value)
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):

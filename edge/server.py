@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -35,6 +36,31 @@ CLEANUP_TIMEOUT = 2.0
 
 class StartupError(RuntimeError):
     """The gateway cannot start; the message says why."""
+
+
+def listen_error(host: str, port: int, exc: OSError) -> StartupError:
+    """Why this process cannot listen on host:port, in the words an operator looks for."""
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(
+            f"address already in use: {host}:{port} "
+            "(another process listens there; only `edge serve --workers N` shares a port)"
+        )
+    return StartupError(f"cannot listen on {host}:{port}: {exc}")
+
+
+async def claim_port(host: str, port: int) -> None:
+    """StartupError if host:port is taken: checked at once, before anything slower."""
+    # Bound without SO_REUSEPORT, the probe fails on any listener, a --workers group's
+    # included; it never listens and is closed at once, so it leaves nothing behind.
+    loop = asyncio.get_running_loop()
+    try:
+        probe = await loop.create_server(
+            asyncio.Protocol, host, port, reuse_port=False, start_serving=False
+        )
+    except OSError as exc:
+        raise listen_error(host, port, exc) from exc
+    probe.close()
+    await probe.wait_closed()
 
 
 def require_c_parser() -> None:
@@ -119,6 +145,8 @@ def _install_signals(stop: asyncio.Event, hurry: asyncio.Event, skip_grace: asyn
 async def serve(
     settings: Settings,
     on_started: Callable[[web.Application], Awaitable[None]] | None = None,
+    *,
+    shared_port: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then drain and stop."""
     require_c_parser()
@@ -133,16 +161,21 @@ async def serve(
         "log_level": settings.log_level,
     }
     log.info("starting", extra={"fields": fields})
+    # Only a worker of `edge serve --workers N` shares its port (SO_REUSEPORT): a lone gateway
+    # on a busy port fails here rather than have the kernel split connections with another.
+    if not shared_port:
+        await claim_port(settings.host, settings.port)
     app = create_app(settings)
     runner = make_runner(app, shutdown_timeout=CLEANUP_TIMEOUT)
     await runner.setup()
     try:
         await wait_for_store(app[STORE], settings.store_url, settings.store_startup_timeout)
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=sys.platform != "win32")
+        reuse_port = shared_port and sys.platform != "win32"
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:
-            raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+            raise listen_error(settings.host, settings.port, exc) from exc
         log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
         if on_started is not None:
             await on_started(app)

@@ -1,7 +1,9 @@
 """`edge serve --workers N`: N gateway processes sharing one port (SO_REUSEPORT) under a parent
 that forwards SIGTERM and exits 0 once every worker has exited 0.
 
-Workers are fresh interpreters (not forks), each an ordinary `edge serve`. Their metrics go to
+Workers are fresh interpreters (not forks), each an ordinary `edge serve` told by
+`--shared-port` that it is one of a group: only they bind with SO_REUSEPORT. The parent first
+checks the port is free, so a group never shares it with another gateway. Their metrics go to
 a shared PROMETHEUS_MULTIPROC_DIR so any worker's /metrics answers for all of them. They fail
 together: a worker that exits on its own (say, Redis unreachable at startup) stops the rest,
 and the parent exits with that worker's code, for systemd or a container runtime to act on.
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
+from edge.server import claim_port
 from edge.settings import child_env
 
 log = logging.getLogger("edge.supervisor")
@@ -47,8 +50,9 @@ def _die_with_parent() -> None:
 
 
 def worker_command(host: str, port: int) -> list[str]:
-    """How a worker is started: the same interpreter, `edge serve` with one process."""
-    return [sys.executable, "-m", "edge", "serve", "--host", host, "--port", str(port)]
+    """How a worker is started: the same interpreter, `edge serve` with one shared-port process."""
+    serve = ["serve", "--host", host, "--port", str(port), "--shared-port"]
+    return [sys.executable, "-m", "edge", *serve]
 
 
 class Supervisor:
@@ -114,12 +118,17 @@ class Supervisor:
 
 
 def supervise(host: str, port: int, workers: int, metrics_dir: str | None) -> int:
-    """Run `workers` gateway processes on host:port until they are stopped."""
+    """Run `workers` gateway processes on host:port until stopped; StartupError if it is taken."""
     directory, made = prepare_metrics_dir(metrics_dir)
     env = child_env({"PROMETHEUS_MULTIPROC_DIR": directory})
     supervisor = Supervisor(worker_command(host, port), workers, env, directory)
+
+    async def run() -> int:
+        await claim_port(host, port)
+        return await supervisor.run()
+
     try:
-        return asyncio.run(supervisor.run())
+        return asyncio.run(run())
     finally:
         if made:
             shutil.rmtree(directory, ignore_errors=True)
