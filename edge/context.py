@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from edge.errors import ApiShape
+from edge.routing import Route
 from policies.credentials import Principal
 
 if TYPE_CHECKING:
@@ -28,6 +29,12 @@ class RequestContext:
     body: bytes | None = None
     payload: Any = None  # the parsed JSON body
     model: str | None = None
+    # A model call's resolved chain (the requested model first, then its fallbacks): resolved
+    # once, before admission, and what the handler answers with.
+    routes: list[Route] = field(default_factory=list)
+    # A Responses call's stored transcript (`previous_response_id`), loaded before admission so
+    # the estimate counts what goes upstream.
+    history: list[dict[str, Any]] = field(default_factory=list)
     provider: str | None = None
     stream: bool = False
     usage: Usage | None = None

@@ -50,3 +50,10 @@ def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
         client_api=endpoint,
         upstream_api=provider.upstream_api(endpoint),
     )
+
+
+def google_spelling(catalog: Catalog, name: str) -> str:
+    """The catalog name for a Gemini-style model id (`gemini-2.5-flash` is `google/...`)."""
+    if catalog.resolve(name) is None and catalog.resolve(f"google/{name}") is not None:
+        return f"google/{name}"
+    return name

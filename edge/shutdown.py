@@ -14,6 +14,7 @@ from edge.appkeys import LIFECYCLE, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.lifecycle import Flight, InFlight, Lifecycle, TerminalWriter
+from edge.route_table import facts_of
 
 log = logging.getLogger("edge.shutdown")
 
@@ -28,8 +29,6 @@ REFUSED = GatewayError(
 # The terminal event of a stream still open at the shutdown deadline.
 CUT = GatewayError(503, "The gateway shut down before the stream finished.", code="server_shutdown")
 _FLIGHT = "edge.flight"
-# Probes and the scrape still answer while refusing: they tell the platform how shutdown goes.
-ALWAYS_ANSWERED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def begin_request(request: web.Request, ctx: RequestContext, route: str) -> Flight:
@@ -41,7 +40,8 @@ def begin_request(request: web.Request, ctx: RequestContext, route: str) -> Flig
 
 def refuse_when_stopping(request: web.Request) -> None:
     """Past the grace period, refuse new work (probes and scrapes still answer)."""
-    if request.app[LIFECYCLE].refusing and request.path not in ALWAYS_ANSWERED:
+    # Probes and the scrape still answer while refusing: they tell the platform how it goes.
+    if request.app[LIFECYCLE].refusing and not facts_of(request).always_answered:
         raise REFUSED
 
 

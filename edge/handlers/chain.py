@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.appkeys import SETTINGS
 from edge.context import RequestContext
-from edge.fallback import fallback_chain, with_fallbacks
+from edge.fallback import with_fallbacks
+from edge.route_table import admitted_routes
 from edge.routing import Route
 from edge.translate import neutral as n
 from edge.translate.serve import ClientApi, serve
@@ -30,7 +30,7 @@ async def answer_by_chain(
 ) -> web.StreamResponse:
     """Try each model of the call's chain until one answers (see `edge.fallback`)."""
     payload = ctx.payload
-    routes = fallback_chain(request.app[SETTINGS].catalog, payload.get("model"), payload, endpoint)
+    routes = admitted_routes(ctx.routes)
     parsed: list[n.Request] = []  # parsed once, and only if some route needs translation
 
     async def attempt(route: Route) -> web.StreamResponse:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from edge.appkeys import SETTINGS
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
-from edge.fallback import fallback_chain, with_fallbacks, without_gateway_options
+from edge.fallback import with_fallbacks, without_gateway_options
 from edge.relay import relay
+from edge.route_table import admitted_routes, gemini_target
 from edge.routing import Route
 from edge.translate import neutral as n
 from edge.translate.gemini_render import GeminiStreamRenderer, render_gemini
@@ -17,9 +17,6 @@ from edge.translate.gemini_upstream import gemini_url
 from edge.translate.gemini_wire import gemini_wire
 from edge.translate.serve import json_bytes, serve
 from edge.upstream.auth import upstream_headers
-from policies.catalog import Catalog
-
-METHODS = {"generateContent": False, "streamGenerateContent": True}
 
 
 class GeminiClient:
@@ -41,21 +38,6 @@ class GeminiClient:
         return self._renderer.error(err)
 
 
-def split_target(target: str) -> tuple[str, str, bool]:
-    """(model, method, streamed) from `{model}:{method}`; 404 for methods we do not serve."""
-    model, sep, method = target.rpartition(":")
-    if not sep or not model or method not in METHODS:
-        raise GatewayError(404, f"Method '{method or target}' is not found for this endpoint.")
-    return model.removeprefix("models/"), method, METHODS[method]
-
-
-def model_name(catalog: Catalog, model: str) -> str:
-    """The catalog name for a Gemini-style model id (`gemini-2.5-flash` is `google/...`)."""
-    if catalog.resolve(model) is None and catalog.resolve(f"google/{model}") is not None:
-        return f"google/{model}"
-    return model
-
-
 async def _passthrough(
     request: web.Request, ctx: RequestContext, route: Route, method: str, sse: bool
 ) -> web.StreamResponse:
@@ -72,10 +54,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
     payload = ctx.payload
     if not isinstance(payload, dict):
         raise GatewayError(400, "Request body must be a JSON object.")
-    model, method, stream = split_target(request.match_info["target"])
+    _, method, stream = gemini_target(request)
     sse = request.query.get("alt") == "sse"
-    catalog = request.app[SETTINGS].catalog
-    routes = fallback_chain(catalog, model_name(catalog, model), payload, "gemini")
+    routes = admitted_routes(ctx.routes)
 
     async def attempt(route: Route) -> web.StreamResponse:
         """Answer with one model of the chain."""

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.appkeys import LIFECYCLE, METRICS, SETTINGS
 from edge.errors import GatewayError
+from edge.route_table import PROBE, declare
 
 METRICS_PATH = "/metrics"
 
@@ -34,4 +35,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 def setup_metrics(app: web.Application) -> None:
     """Register the scrape route."""
-    app.router.add_get(METRICS_PATH, metrics)
+    declare(app, "GET", METRICS_PATH, metrics, PROBE)

@@ -11,12 +11,12 @@ from aiohttp import web
 from edge.appkeys import SETTINGS, STORE
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
-from edge.fallback import fallback_chain, with_fallbacks
+from edge.fallback import with_fallbacks
 from edge.relay import relay
-from edge.responses.chain import transcript
 from edge.responses.records import save, store_call
 from edge.responses.state import encode_event
 from edge.responses.tail import tail
+from edge.route_table import admitted_routes
 from edge.routing import Route
 from edge.store.responses import StoredResponse
 from edge.translate.common import new_id, now
@@ -92,20 +92,12 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     """Create a response on any model in the catalog (with fallbacks when not in background)."""
     ctx = ctx_of(request)
     payload: dict[str, Any] = ctx.payload
-    routes = fallback_chain(
-        request.app[SETTINGS].catalog, payload.get("model"), payload, "responses"
-    )
+    routes = admitted_routes(ctx.routes)
     params = parse_params(payload)
     own_items = input_of(payload)
     recorded = {k: payload[k] for k in ("tags", "trace") if payload.get(k) is not None}
     ctx.extra.update({f"responses.{k}": v for k, v in recorded.items()})
-    account = _account(ctx)
-    history: list[dict[str, Any]] = []
-    if params.previous_response_id is not None:
-        with store_call():
-            history = await transcript(
-                request.app[STORE].responses, account, params.previous_response_id
-            )
+    history = ctx.history  # loaded before admission (`edge.call`), so it was estimated
 
     async def attempt(route: Route) -> web.StreamResponse:
         """Answer with one model of the fallback chain."""

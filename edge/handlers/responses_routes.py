@@ -7,14 +7,16 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from edge.handlers import responses, responses_read
+from edge.route_table import OPENAI_READ, RESPONSES, declare
 
 
 def setup_responses(app: web.Application, prefixes: Iterable[str]) -> None:
     """Register create, retrieve (and stream), delete, input items and cancel."""
     for prefix in prefixes:
         base = f"{prefix}/responses"
-        app.router.add_post(base, responses.create_response)
-        app.router.add_get(f"{base}/{{response_id}}", responses_read.get_response)
-        app.router.add_delete(f"{base}/{{response_id}}", responses_read.delete_response)
-        app.router.add_get(f"{base}/{{response_id}}/input_items", responses_read.list_input_items)
-        app.router.add_post(f"{base}/{{response_id}}/cancel", responses_read.cancel_response)
+        one = f"{base}/{{response_id}}"
+        declare(app, "POST", base, responses.create_response, RESPONSES)
+        declare(app, "GET", one, responses_read.get_response, OPENAI_READ)
+        declare(app, "DELETE", one, responses_read.delete_response, OPENAI_READ)
+        declare(app, "GET", f"{one}/input_items", responses_read.list_input_items, OPENAI_READ)
+        declare(app, "POST", f"{one}/cancel", responses_read.cancel_response, OPENAI_READ)

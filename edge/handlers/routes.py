@@ -6,6 +6,7 @@ from aiohttp import web
 
 from edge.handlers import chat, gemini, health, messages, models
 from edge.handlers.responses_routes import setup_responses
+from edge.route_table import CHAT, GEMINI, MESSAGES, OPENAI_READ, PROBE, declare
 
 OPENAI_PREFIXES = ("/v1", "/ai-gateway/mlflow/v1", "/ai-gateway/openai/v1")
 ANTHROPIC_PREFIXES = ("/v1", "/ai-gateway/anthropic/v1")
@@ -15,15 +16,15 @@ GEMINI_PREFIXES = ("/v1beta", "/v1", "/ai-gateway/gemini/v1beta", "/ai-gateway/g
 
 def setup_inference(app: web.Application) -> None:
     """Register health, models, Chat Completions, Anthropic Messages and Gemini."""
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
+    declare(app, "GET", "/healthz", health.healthz, PROBE)
+    declare(app, "GET", "/readyz", health.readyz, PROBE)
     for prefix in OPENAI_PREFIXES:
-        app.router.add_post(f"{prefix}/chat/completions", chat.chat_completions)
-        app.router.add_get(f"{prefix}/models", models.list_models)
-        app.router.add_get(f"{prefix}/models/{{model:.+}}", models.get_model)
+        declare(app, "POST", f"{prefix}/chat/completions", chat.chat_completions, CHAT)
+        declare(app, "GET", f"{prefix}/models", models.list_models, OPENAI_READ)
+        declare(app, "GET", f"{prefix}/models/{{model:.+}}", models.get_model, OPENAI_READ)
     setup_responses(app, OPENAI_PREFIXES)
     for prefix in ANTHROPIC_PREFIXES:
-        app.router.add_post(f"{prefix}/messages", messages.messages)
+        declare(app, "POST", f"{prefix}/messages", messages.messages, MESSAGES)
     for prefix in GEMINI_PREFIXES:
         # `{model}:{method}`; a model id may itself contain slashes (`google/gemini-2.5-flash`).
-        app.router.add_post(f"{prefix}/models/{{target:.+}}", gemini.generate)
+        declare(app, "POST", f"{prefix}/models/{{target:.+}}", gemini.generate, GEMINI)

@@ -9,7 +9,7 @@ from aiohttp.typedefs import Handler
 
 from edge.appkeys import LIFECYCLE, SETTINGS
 from edge.errors import GatewayError
-from edge.shutdown import ALWAYS_ANSWERED
+from edge.route_table import facts_of
 
 
 def overloaded() -> GatewayError:
@@ -31,7 +31,7 @@ async def admission_middleware(request: web.Request, handler: Handler) -> web.St
     if (
         limit
         and len(request.app[LIFECYCLE].inflight) > limit
-        and request.path not in ALWAYS_ANSWERED
+        and not facts_of(request).always_answered
     ):
         raise overloaded()
     return await handler(request)

@@ -8,14 +8,14 @@ from aiohttp.typedefs import Handler
 from edge.appkeys import AUTHENTICATOR
 from edge.context import ctx_of
 from edge.errors import GatewayError
-from edge.middlewares.routes import route_kind
+from edge.route_table import facts_of
 from policies.credentials import SCOPE_ADMIN, SCOPE_INVOKE
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Identify the caller; admin routes need ai_gateway:admin, all others ai_gateway:invoke."""
-    kind = route_kind(request.path)
+    kind = facts_of(request).kind
     if kind == "public":
         return await handler(request)
     principal = await request.app[AUTHENTICATOR].authenticate(request)

@@ -8,7 +8,7 @@ from aiohttp.typedefs import Handler
 from edge.appkeys import IDENTITY, SETTINGS
 from edge.context import ctx_of
 from edge.errors import GatewayError
-from edge.middlewares.routes import route_kind
+from edge.route_table import facts_of
 from policies.branches import branch_from_host, in_lineage
 
 # Unknown branches get the same answer as foreign ones: no existence leak.
@@ -27,7 +27,7 @@ def requested_branch(request: web.Request) -> str | None:
 @web.middleware
 async def branch_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind the request to a branch the credential may use."""
-    if route_kind(request.path) != "inference":
+    if facts_of(request).kind != "inference":
         return await handler(request)
     ctx = ctx_of(request)
     principal = ctx.principal

@@ -13,9 +13,10 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from edge.context import RequestContext, attach
-from edge.errors import BODY_TOO_LARGE, GatewayError, error_response, shape_for_path
+from edge.errors import BODY_TOO_LARGE, GatewayError, error_response
 from edge.logs import log_request
 from edge.metrics import note_error, record_request
+from edge.route_table import facts_of
 from edge.shutdown import begin_request, end_request, finish_response, refuse_when_stopping
 from edge.store import StoreUnavailable
 
@@ -79,7 +80,7 @@ async def _respond(
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the request context; render every failure in the caller's API shape."""
-    ctx = RequestContext(request_id=_request_id(request), shape=shape_for_path(request.path))
+    ctx = RequestContext(request_id=_request_id(request), shape=facts_of(request).shape)
     attach(request, ctx)
     route = _route(request)
     flight = begin_request(request, ctx, route)

@@ -4,45 +4,39 @@ report our remaining allowance in RateLimit headers on every response to a model
 from __future__ import annotations
 
 import logging
-import re
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from edge.appkeys import QUOTA
 from edge.body import read_json
+from edge.call import prepare_call
 from edge.context import ctx_of
-from edge.middlewares.routes import route_kind
 from edge.quota.service import Admission
+from edge.route_table import facts_of
 
 log = logging.getLogger(__name__)
 ADMISSION = "quota.admission"  # ctx.extra key
-_MODEL_CALL = re.compile(
-    r"(/chat/completions|/responses|/messages|/models/(?P<model>[^/]+?):(stream)?[gG]enerateContent)$"
-)
-
-
-def model_call(request: web.Request) -> re.Match[str] | None:
-    """The match when a request is a call to a model (the requests quotas count)."""
-    if request.method != "POST":
-        return None
-    return _MODEL_CALL.search(request.path)
 
 
 @web.middleware
 async def quota_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the JSON body of inference calls, admit model calls, and settle once they end."""
-    if route_kind(request.path) != "inference" or request.method != "POST":
+    """Read the JSON body of inference calls, admit model calls, and settle once they end.
+
+    Whether a request is a model call, and which model it calls, come from its route's facts
+    and one resolution (`edge.call`) that the handler then answers with."""
+    facts = facts_of(request)
+    if facts.kind != "inference" or request.method != "POST":
         return await handler(request)
     ctx = ctx_of(request)
-    call = model_call(request)
-    if call is None:
+    if not facts.calls_model:
         if request.body_exists:
             ctx.body, ctx.payload = await read_json(request)
         return await handler(request)
     ctx.body, ctx.payload = await read_json(request)
+    extra_bytes = await prepare_call(request, ctx, facts)
     quota = request.app[QUOTA]
-    admission = await quota.admit(ctx, call.group("model"))
+    admission = await quota.admit(ctx, ctx.routes[0].model, extra_bytes)
     ctx.reservation = admission.reservation
     ctx.extra[ADMISSION] = admission
     try:

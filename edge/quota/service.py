@@ -145,8 +145,12 @@ class QuotaService:
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
 
-    async def admit(self, ctx: RequestContext, model_name: str | None = None) -> Admission:
-        """Admit the call or raise 429 (a limit) / 503 (a budget that cannot be checked)."""
+    async def admit(
+        self, ctx: RequestContext, model: Model | None, extra_bytes: int = 0
+    ) -> Admission:
+        """Admit a call to `model` (resolved by the caller, the one the handler will call) or
+        raise 429 (a limit) / 503 (a budget that cannot be checked). `extra_bytes` is input
+        sent upstream besides the body: a chained transcript."""
         principal = ctx.principal
         if principal is None or principal.account is None:
             raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
@@ -155,17 +159,15 @@ class QuotaService:
             raise ACCOUNT_BLOCKED
         key = await self._identity.key(principal.subject) if principal.kind == "key" else None
         payload = ctx.payload if isinstance(ctx.payload, dict) else {}
-        name = model_name or payload.get("model") or ctx.model
-        model = self._model(name)
         plan = self.plan(account, key)
-        est = estimate(len(ctx.body or b""), payload, plan.estimate_rules, model)
+        est = estimate(len(ctx.body or b"") + extra_bytes, payload, plan.estimate_rules, model)
         now = time.time()
         demand = plan.demand(est, now)
         reservation = Reservation(
             id=secrets.token_hex(12),
             account=account.id,
             key_id=key.id if key else None,
-            model=model.id if model else (name if isinstance(name, str) else None),
+            model=model.id if model else None,
             tokens=est.tokens,
             cost_micros=est.cost_micros,
             holds=[[c.hold.key, c.rule.kind, c.hold.amount] for c in demand.counters],

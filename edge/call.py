@@ -1,0 +1,46 @@
+"""A model call made canonical before admission: the model resolved once (with its fallback
+chain), and a Responses call's stored transcript loaded, so the quota estimate is computed from
+what the handler will send upstream and the handler sends exactly that."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from edge.appkeys import SETTINGS, STORE
+from edge.context import RequestContext
+from edge.errors import GatewayError
+from edge.fallback import fallback_chain
+from edge.responses.chain import transcript
+from edge.responses.records import store_call
+from edge.route_table import RouteFacts, requested_model
+from edge.routing import google_spelling
+
+
+async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFacts) -> int:
+    """Resolve the call's chain and transcript onto `ctx`; the bytes the estimate must add to
+    the body's (the transcript that will be prepended upstream)."""
+    assert facts.endpoint is not None
+    catalog = request.app[SETTINGS].catalog
+    name = requested_model(request, facts, ctx.payload)
+    if facts.model_from == "path" and isinstance(name, str):
+        name = google_spelling(catalog, name)
+    ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint)
+    if facts.endpoint != "responses":
+        return 0
+    previous = ctx.payload.get("previous_response_id")
+    if previous is None:
+        return 0
+    if not isinstance(previous, str) or not previous:
+        raise GatewayError(
+            400,
+            "Invalid 'previous_response_id': expected a response id string.",
+            param="previous_response_id",
+            code="invalid_type",
+        )
+    account = ctx.account
+    if account is None:
+        raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
+    with store_call():
+        ctx.history = await transcript(request.app[STORE].responses, account, previous)
+    return len(orjson.dumps(ctx.history)) if ctx.history else 0

@@ -1,0 +1,108 @@
+"""The one route table: each route is declared once with its facts (who may call it, its error
+shape, whether and how it names a model), and middlewares and handlers read the facts of the
+route aiohttp matched. Nothing else parses the path: a second reading that disagreed with the
+router was how model calls slipped past admission."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+from aiohttp.abc import AbstractView
+from aiohttp.typedefs import Handler
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from edge.errors import ApiShape, GatewayError, shape_for_path
+from edge.routing import Route
+from policies.catalog import Endpoint
+
+RouteKind = Literal["public", "admin", "inference"]
+# Where a model call names its model: the JSON body's `model`, or the path (Gemini).
+ModelFrom = Literal["body", "path"]
+GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFacts:
+    """What the gateway needs to know about a route before its handler runs."""
+
+    kind: RouteKind
+    shape: ApiShape
+    endpoint: Endpoint | None = None  # the client API, for a route that calls a model
+    model_from: ModelFrom | None = None  # None: the route calls no model
+    always_answered: bool = False  # probes and scrapes: answered when full or draining
+
+    @property
+    def calls_model(self) -> bool:
+        """Whether the route calls a model (and so is admitted, metered and settled)."""
+        return self.model_from is not None
+
+
+PUBLIC = RouteFacts("public", "openai")
+PROBE = RouteFacts("public", "openai", always_answered=True)
+ADMIN = RouteFacts("admin", "openai")
+CHAT = RouteFacts("inference", "openai", "chat", "body")
+RESPONSES = RouteFacts("inference", "openai", "responses", "body")
+MESSAGES = RouteFacts("inference", "anthropic", "messages", "body")
+GEMINI = RouteFacts("inference", "gemini", "gemini", "path")
+OPENAI_READ = RouteFacts("inference", "openai")  # stored responses, the model list
+
+ROUTE_FACTS: web.AppKey[dict[AbstractRoute, RouteFacts]] = web.AppKey("edge.route_facts", dict)
+_FACTS = web.RequestKey("edge.route_facts", RouteFacts)
+
+
+def declare(
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: Handler | type[AbstractView],
+    facts: RouteFacts,
+) -> None:
+    """Register a route and its facts, once."""
+    route = app.router.add_route(method, path, handler)
+    table = app.get(ROUTE_FACTS)
+    if table is None:
+        table = app[ROUTE_FACTS] = {}
+    table[route] = facts
+
+
+def _unmatched(path: str) -> RouteFacts:
+    """Facts for a path no route matched (a 404 or 405): only who answers it, and in what shape."""
+    if path.startswith("/admin/"):
+        return ADMIN
+    return RouteFacts("inference", shape_for_path(path))
+
+
+def facts_of(request: web.Request) -> RouteFacts:
+    """The facts of the route the request matched (computed once per request)."""
+    found = request.get(_FACTS)
+    if found is None:
+        table = request.app.get(ROUTE_FACTS)
+        route = request.match_info.route
+        found = (table.get(route) if table else None) or _unmatched(request.path)
+        request[_FACTS] = found
+    return found
+
+
+def gemini_target(request: web.Request) -> tuple[str, str, bool]:
+    """(model, method, streamed) of a Gemini route's `{model}:{method}`; 404 for others."""
+    target = request.match_info.get("target", "")
+    model, sep, method = target.rpartition(":")
+    if not sep or not model or method not in GEMINI_METHODS:
+        raise GatewayError(404, f"Method '{method or target}' is not found for this endpoint.")
+    return model.removeprefix("models/"), method, GEMINI_METHODS[method]
+
+
+def admitted_routes(ctx_routes: list[Route]) -> list[Route]:
+    """The chain the call was admitted for; a handler reached without one fails closed."""
+    if not ctx_routes:
+        raise GatewayError(500, "The call was not admitted.", code="not_admitted")
+    return ctx_routes
+
+
+def requested_model(request: web.Request, facts: RouteFacts, payload: object) -> object:
+    """The model name a model call asks for, read where its route says it is."""
+    if facts.model_from == "path":
+        return gemini_target(request)[0]
+    return payload.get("model") if isinstance(payload, dict) else None
