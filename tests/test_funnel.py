@@ -1,0 +1,193 @@
+"""One funnel: every route that can reach a model is declared once with its facts, admitted and
+settled; whatever the prefix, the id style or the spelling, a limit of N admits exactly N calls,
+every admitted call is in the usage read-back, and a blocked account gets none."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from edge.handlers import chat, gemini, messages, responses
+from edge.route_table import ROUTE_FACTS
+from tests.support.clock import Deadline
+from tests.support.fake_upstream import Scenario
+from tests.support.gateway import Live
+from tests.support.recordings import recordings
+
+MODEL_HANDLERS = {
+    chat.chat_completions,
+    responses.create_response,
+    messages.messages,
+    gemini.generate,
+}
+# The catalog's spellings of the in-process model, and the ways a path may carry them.
+BODY_SPELLINGS = ("local/echo", "echo", "local-echo", "LOCAL/Echo")
+PATH_SPELLINGS = ("local/echo", "echo", "local-echo", quote("local/echo", safe=""))
+
+
+def _model_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(endpoint, path template) of every declared route that calls a model."""
+    table = app[ROUTE_FACTS]
+    return sorted(
+        (facts.endpoint or "", route.resource.canonical)
+        for route, facts in table.items()
+        if facts.calls_model and route.resource is not None
+    )
+
+
+def _call(endpoint: str, template: str, model: str) -> tuple[str, dict[str, Any]]:
+    """A concrete (path, body) for a model route."""
+    if endpoint == "gemini":
+        path = template.replace("{target}", f"{model}:generateContent")
+        return path, {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    if endpoint == "chat":
+        return template, {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    if endpoint == "messages":
+        body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+        return template, body
+    return template, {"model": model, "input": "hi"}
+
+
+async def _post(live: Live, key: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    assert live.http is not None
+    async with live.http.post(
+        f"{live.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def _settled_requests(live: Live, account: str, want: int) -> int:
+    """The account's recorded requests today, once its settlements have landed (bounded)."""
+    deadline = Deadline(10)  # bounds the test's own waiting, not an assertion on speed
+    while True:
+        status, usage = await live.admin("GET", f"/accounts/{account}/usage")
+        assert status == 200, usage
+        got = int(usage["today"]["requests"])
+        if (got >= want and usage.get("in_flight", 0) == 0) or deadline.passed():
+            return got
+        await asyncio.sleep(0.02)
+
+
+def test_every_route_is_declared_and_every_model_handler_is_metered(gateway: Live) -> None:
+    app = gateway.app
+    assert app is not None
+    table = app[ROUTE_FACTS]
+    for resource in app.router.resources():
+        for route in resource:
+            if route.method == "HEAD":
+                continue  # aiohttp adds HEAD beside each GET
+            assert route in table, f"{route.method} {resource.canonical} has no declared facts"
+            if route.handler in MODEL_HANDLERS:
+                facts = table[route]
+                assert facts.calls_model and facts.kind == "inference", resource.canonical
+    # Every prefix of every model API is there.
+    routes = _model_routes(app)
+    assert {e for e, _ in routes} == {"chat", "responses", "messages", "gemini"}
+    assert len(routes) >= 12
+
+
+async def test_a_limit_of_n_admits_exactly_n_on_every_route_and_spelling(gateway: Live) -> None:
+    assert gateway.app is not None
+    limit = 2
+    for endpoint, template in _model_routes(gateway.app):
+        spellings = PATH_SPELLINGS if endpoint == "gemini" else BODY_SPELLINGS
+        for model in spellings:
+            tenant = await gateway.tenant()
+            status, _ = await gateway.admin(
+                "PUT", f"/accounts/{tenant.account}/quota", {"requests_per_minute": limit}
+            )
+            assert status == 200
+            path, body = _call(endpoint, template, model)
+            statuses = [(await _post(gateway, tenant.key, path, body))[0] for _ in range(limit + 2)]
+            where = f"{endpoint} {path} {model}"
+            assert statuses == [200] * limit + [429] * 2, where
+            assert await _settled_requests(gateway, tenant.account, limit) == limit, where
+
+
+async def test_a_blocked_account_is_served_on_no_route(gateway: Live) -> None:
+    assert gateway.app is not None
+    tenant = await gateway.tenant()
+    status, _ = await gateway.admin("POST", f"/accounts/{tenant.account}/block", {})
+    assert status == 200
+    for endpoint, template in _model_routes(gateway.app):
+        spellings = PATH_SPELLINGS if endpoint == "gemini" else BODY_SPELLINGS
+        for model in spellings:
+            path, body = _call(endpoint, template, model)
+            status, answer = await _post(gateway, tenant.key, path, body)
+            # The reference gateways answer a blocked account's quota with 429.
+            assert status == 429 and "blocked" in str(answer), (path, model, answer)
+    assert await _settled_requests(gateway, tenant.account, 0) == 0
+
+
+async def test_google_spelling_is_priced_like_the_catalog_id(gateway: Live, fake) -> None:
+    # gemini-2.5-flash is the name the Google SDK sends; it must cost what the catalog says.
+    tenant = await gateway.tenant()
+    budget = {"cost_per_day_usd": 0.000001}
+    status, _ = await gateway.admin("PUT", f"/accounts/{tenant.account}/quota", budget)
+    assert status == 200
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 1000},
+    }
+    for name in ("gemini-2.5-flash", "google/gemini-2.5-flash", "gemini-2-5-flash"):
+        status, answer = await _post(
+            gateway, tenant.key, f"/v1beta/models/{name}:generateContent", body
+        )
+        assert status == 429, (name, answer)
+    assert not fake.requests
+
+
+async def test_an_unknown_model_on_a_path_is_refused_before_any_work(gateway: Live) -> None:
+    tenant = await gateway.tenant()
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    status, answer = await _post(
+        gateway, tenant.key, "/v1beta/models/nobody/nothing:generateContent", body
+    )
+    assert status == 400 and answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert await _settled_requests(gateway, tenant.account, 0) == 0
+
+
+async def test_a_chained_transcript_is_counted_before_admission(gateway: Live) -> None:
+    tenant = await gateway.tenant()
+    big = "word " * 40_000  # ~200 KB of input, stored by a key without limits
+    status, first = await _post(
+        gateway, tenant.key, "/v1/responses", {"model": "local/echo", "input": big}
+    )
+    assert status == 200, first
+    limited = await gateway.tenant(account=tenant.account, quota={"tokens_per_minute": 5000})
+    chained = {
+        "model": "local/echo",
+        "input": "more",
+        "previous_response_id": first["id"],
+        "max_output_tokens": 10,
+    }
+    status, answer = await _post(gateway, limited.key, "/v1/responses", chained)
+    assert status == 429, answer
+    assert answer["error"]["code"] == "REQUEST_LIMIT_EXCEEDED"
+    # Without the chain, the same key is served: the transcript made the difference.
+    small = {"model": "local/echo", "input": "more", "max_output_tokens": 10}
+    status, _ = await _post(gateway, limited.key, "/v1/responses", small)
+    assert status == 200
+
+
+@pytest.mark.parametrize("prefix", ["/v1beta", "/ai-gateway/gemini/v1beta"])
+async def test_a_real_provider_through_a_slashed_id_is_metered(
+    gateway: Live, fake, prefix: str
+) -> None:
+    tenant = await gateway.tenant()
+    status, _ = await gateway.admin(
+        "PUT", f"/accounts/{tenant.account}/quota", {"requests_per_minute": 1}
+    )
+    assert status == 200
+    text = next(r for r in recordings("gemini") if r.name == "google-text.json")
+    fake.push(Scenario(recording=text))
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    path = f"{prefix}/models/google/gemini-2.5-flash:generateContent"
+    first, _ = await _post(gateway, tenant.key, path, body)
+    second, answer = await _post(gateway, tenant.key, path, body)
+    assert (first, second) == (200, 429), answer
+    assert len(fake.requests) == 1
