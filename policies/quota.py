@@ -168,3 +168,24 @@ def rules_from(values: Mapping[str, Any]) -> Rules:
 def describe(field: str) -> tuple[str, str]:
     """(how a message names a limit, its short header token)."""
     return DESCRIPTIONS.get(field, (field.replace("_", " "), field))
+
+
+def estimate_values(
+    account: Mapping[str, Any], key: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The estimation settings of a call: the account's, which a key may only make stricter
+    (a larger default output cap, fewer bytes per token), never looser. One estimate holds in
+    every scope, so a key's own setting must not shrink what the account scope reserves."""
+    values = dict(account)
+    if not key:
+        return values
+    defaults = Rules()
+    own_cap = key.get("default_max_output_tokens")
+    if own_cap is not None:
+        base = values.get("default_max_output_tokens") or defaults.default_max_output_tokens
+        values["default_max_output_tokens"] = max(int(base), int(own_cap))
+    own_ratio = key.get("bytes_per_token")
+    if own_ratio is not None:
+        base_ratio = values.get("bytes_per_token") or defaults.bytes_per_token
+        values["bytes_per_token"] = min(float(base_ratio), float(own_ratio))
+    return values

@@ -37,7 +37,7 @@ from edge.store.records import Account, KeyRecord
 from edge.store.usage import UsageRecord, day_of
 from edge.usage import Usage
 from policies.catalog import Catalog, Model
-from policies.quota import Rules, rules_from
+from policies.quota import Rules, estimate_values, rules_from
 from policies.quota_estimate import cost_micros, estimate
 from policies.quota_plans import Plans
 
@@ -121,10 +121,10 @@ class QuotaService:
 
     def _estimate_rules(self, account: Account, key: KeyRecord | None) -> Rules:
         plans = self.settings.plans
-        values = plans.merged(account.plan, account.quota)
+        key_values = None
         if key is not None:
-            values.update(plans.merged(key.plan, key.quota) if key.plan else key.quota)
-        return rules_from(values)
+            key_values = plans.merged(key.plan, key.quota) if key.plan else dict(key.quota)
+        return rules_from(estimate_values(plans.merged(account.plan, account.quota), key_values))
 
     def plan(self, account: Account, key: KeyRecord | None) -> QuotaPlan:
         """The caller's limits, derived once per cached record: the identity cache hands out the
