@@ -12,6 +12,7 @@ from edge.appkeys import QUOTA
 from edge.body import read_json
 from edge.call import prepare_call
 from edge.context import ctx_of
+from edge.quota.precheck import precheck
 from edge.quota.service import Admission
 from edge.route_table import facts_of
 
@@ -33,9 +34,11 @@ async def quota_middleware(request: web.Request, handler: Handler) -> web.Stream
         if request.body_exists:
             ctx.body, ctx.payload = await read_json(request)
         return await handler(request)
+    quota = request.app[QUOTA]
+    # What needs no body is checked before reading it: a refused caller's body is never held.
+    await precheck(quota, ctx, request.content_length)
     ctx.body, ctx.payload = await read_json(request)
     extra_bytes = await prepare_call(request, ctx, facts)
-    quota = request.app[QUOTA]
     admission = await quota.admit(ctx, ctx.routes[0].model, extra_bytes)
     ctx.reservation = admission.reservation
     ctx.extra[ADMISSION] = admission

@@ -100,6 +100,11 @@ class QuotaService:
         """The store the quotas count in."""
         return self._store
 
+    @property
+    def store_trusted(self) -> bool:
+        """Whether admission asks the store now (not deciding locally during an outage)."""
+        return not self._store.shared or self._breaker.allows()
+
     def fallback_counts(self) -> Mapping[str, int]:
         """Fallback decisions so far, by kind (read by the metrics exporter)."""
         return self.fallbacks.snapshot()
@@ -142,6 +147,17 @@ class QuotaService:
         self._plans[name] = (account, key, plan)
         return plan
 
+    async def caller(self, ctx: RequestContext) -> tuple[Account, KeyRecord | None]:
+        """The calling account and key (from the identity cache); 429 for a blocked account."""
+        principal = ctx.principal
+        if principal is None or principal.account is None:
+            raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
+        account = await self._identity.account(principal.account)
+        if account is None or account.blocked:
+            raise ACCOUNT_BLOCKED
+        key = await self._identity.key(principal.subject) if principal.kind == "key" else None
+        return account, key
+
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
 
@@ -151,13 +167,7 @@ class QuotaService:
         """Admit a call to `model` (resolved by the caller, the one the handler will call) or
         raise 429 (a limit) / 503 (a budget that cannot be checked). `extra_bytes` is input
         sent upstream besides the body: a chained transcript."""
-        principal = ctx.principal
-        if principal is None or principal.account is None:
-            raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
-        account = await self._identity.account(principal.account)
-        if account is None or account.blocked:
-            raise ACCOUNT_BLOCKED
-        key = await self._identity.key(principal.subject) if principal.kind == "key" else None
+        account, key = await self.caller(ctx)
         payload = ctx.payload if isinstance(ctx.payload, dict) else {}
         plan = self.plan(account, key)
         est = estimate(len(ctx.body or b"") + extra_bytes, payload, plan.estimate_rules, model)
