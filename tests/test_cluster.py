@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import GatewayProcess, Live, Tenant, gateway_env
 from tests.support.ports import free_port
@@ -103,8 +104,8 @@ class Nginx:
         )
         import socket
 
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        deadline = Deadline(10)
+        while not deadline.passed():
             assert self.proc.poll() is None, (self.dir / "error.log").read_text()
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -218,9 +219,9 @@ async def stream(cluster: Cluster, tenant: Tenant, started: asyncio.Queue[int]) 
 
 async def refusing(victim: GatewayProcess, limit: float = 10.0) -> None:
     """Wait (bounded) until the victim logs that its grace is over and it refuses new work."""
-    deadline = time.monotonic() + limit
+    deadline = Deadline(limit)
     while '"msg":"refusing new requests"' not in victim.log.read_text():
-        assert time.monotonic() < deadline, "the stopped replica never began refusing"
+        deadline.check("the stopped replica never began refusing")
         await asyncio.sleep(0.02)
 
 
@@ -258,13 +259,15 @@ async def test_sigterm_mid_stream_drops_nothing(cluster: Cluster, fake: FakeUpst
     assert fake.open_streams == streams
     assert await cluster.open_streams(victim) > 0  # round-robin gave it some to finish
     victim.signal(signal.SIGTERM)
-    signalled, signalled_at = time.monotonic(), time.time()
+    signalled_at = time.time()
 
     statuses: list[int] = []
     probed = asyncio.ensure_future(probe_refusal(cluster, victim, tenant))
     # Paced, so the calls span the grace period and the refusals after it however fast the
-    # machine is (unpaced, the count bound could be spent inside the grace period).
-    while time.monotonic() - signalled < 4.0 and len(statuses) < 1000:
+    # machine is (unpaced, the count bound could be spent inside the grace period). The load
+    # runs 4 s, and on until the replica refuses, bounded by the count.
+    paced = Deadline(4.0)
+    while (not paced.passed() or not probed.done()) and len(statuses) < 1000:
         statuses += await asyncio.gather(*(echo(cluster, tenant) for _ in range(4)))
         await asyncio.sleep(0.02)
     await probed

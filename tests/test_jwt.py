@@ -142,12 +142,12 @@ async def test_api_key_wins_over_a_jwt(jwt_gateway) -> None:
 
 
 async def test_jwks_unknown_kids_cause_one_fetch(store_url, fake, tmp_path) -> None:
-    fetches: list[float] = []
+    fetches: list[str] = []
     public = jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True)
     public.update({"kid": "k1", "use": "sig", "alg": "RS256"})
 
-    async def jwks(_: web.Request) -> web.Response:
-        fetches.append(time.monotonic())
+    async def jwks(request: web.Request) -> web.Response:
+        fetches.append(request.path)
         return web.json_response({"keys": [public]})
 
     app = web.Application()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import Deadline
 from tests.support.ports import free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -35,10 +36,10 @@ def demo(tmp_path: Path):
         text=True,
     )
     env_file = tmp_path / ".edge" / "demo.env"
-    deadline = time.monotonic() + 20
+    deadline = Deadline(30)
     while not env_file.exists():
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() < deadline, "demo env file not written"
+        deadline.check("demo env file not written")
         time.sleep(0.05)
     yield tmp_path, proc
     proc.terminate()

@@ -4,10 +4,10 @@ admitted once one ends (memory:// and redis://)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 
+from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import Live
 from tests.test_quota_support import chat, chat_body
@@ -44,7 +44,7 @@ async def test_sixth_stream_refused_then_admitted_when_one_ends(
         status, usage = await gateway.admin("GET", f"/keys/{tenant.key_id}/usage")
         assert usage["in_flight"] == LIMIT
         streams[0].close()  # the client goes away: its slot is released
-        deadline = time.monotonic() + 5
+        deadline = Deadline(10)
         while True:
             async with gateway.http.post(
                 f"{gateway.url}/v1/chat/completions",
@@ -55,11 +55,11 @@ async def test_sixth_stream_refused_then_admitted_when_one_ends(
                     await resp.content.readany()
                     break
                 assert resp.status == 429
-            assert time.monotonic() < deadline, "the ended stream's slot was never released"
+            deadline.check("the ended stream's slot was never released")
             await asyncio.sleep(0.02)
         for stream in streams[1:]:
             stream.close()
-    deadline = time.monotonic() + 5
+    deadline = Deadline(10)
     while (await gateway.admin("GET", f"/keys/{tenant.key_id}/usage"))[1]["in_flight"]:
-        assert time.monotonic() < deadline, "reservations left open"
+        deadline.check("reservations left open")
         await asyncio.sleep(0.02)

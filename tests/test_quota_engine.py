@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
+from tests.support.clock import Deadline
 from tests.support.gateway import Live
 from tests.test_quota_support import chat, chat_body
 
@@ -58,14 +58,14 @@ async def test_token_budget_refuses_once_spent_and_names_it(gateway: Live) -> No
     assert outcomes[-1] == 429
     assert "tokens per day for this key" in answer["error"]["message"]
     # The last answers' settlements may still be on their way: wait for them, boundedly.
-    deadline = time.monotonic() + 5
+    deadline = Deadline(10)
     while True:
         status, usage = await gateway.admin("GET", f"/keys/{tenant.key_id}/usage")
         assert status == 200
         row = next(r for r in usage["limits"] if r["name"] == "tokens_per_day")
         today = usage["today"]
         settled = usage["in_flight"] == 0 and today["requests"] == outcomes.count(200)
-        if settled or time.monotonic() > deadline:
+        if settled or deadline.passed():
             break
         await asyncio.sleep(0.02)
     # Settled counters hold exactly the recorded usage: every estimate was refunded.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,6 +14,7 @@ from typing import TypeVar
 import aiohttp
 import pytest
 
+from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
@@ -142,12 +142,12 @@ async def one_run(
         await asyncio.to_thread(server.restart)
     statuses = [s for r in await calls for s in r]
     # Everything held is given back, or expires with the reservation.
-    deadline = time.monotonic() + RESERVATION_TTL + 5
+    deadline = Deadline(RESERVATION_TTL + 10)
     while True:
         status, usage = await admin_retrying(lambda: pair.admin("GET", f"/keys/{key_id}/usage"))
         assert status == 200, usage
         markers = count_open_markers(server)
-        if (markers == 0 and usage["in_flight"] == 0) or time.monotonic() > deadline:
+        if (markers == 0 and usage["in_flight"] == 0) or deadline.passed():
             break
         await asyncio.sleep(0.1)
     today = usage["today"]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from typing import Any
 
 import orjson
 import pytest
 
 from edge.sse import SSEParser
+from tests.support.clock import Deadline
 from tests.support.fake_upstream import Scenario
 from tests.support.recordings import Recording, recordings
 from tests.test_responses_schema import ITEMS, validate_event, validate_object
@@ -77,12 +77,12 @@ def completed_usage(rec: Recording) -> tuple[int, int]:
 
 async def _usage_today(gateway, key_id: str, expect: tuple[int, int]) -> tuple[int, int]:
     # Usage settles as the handler returns, which for a stream is just after the last byte.
-    deadline = time.monotonic() + 5
+    deadline = Deadline(10)
     while True:
         status, body = await gateway.admin("GET", f"/keys/{key_id}/usage")
         assert status == 200
         got = (body["today"]["input_tokens"], body["today"]["output_tokens"])
-        if got == expect or time.monotonic() > deadline:
+        if got == expect or deadline.passed():
             return got
         await asyncio.sleep(0.02)
 

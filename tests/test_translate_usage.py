@@ -4,11 +4,11 @@ not, the usage recorded for the key is the recording's."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.support.clock import Deadline
 from tests.support.expected import expected
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
@@ -41,12 +41,12 @@ def _recording(api: str, name: str) -> Recording:
 
 async def _recorded(gw: Live, key_id: str, want: tuple[int, int]) -> tuple[int, int]:
     # Usage settles just after the handler returns: poll, bounded.
-    deadline = time.monotonic() + 5
+    deadline = Deadline(10)
     while True:
         status, body = await gw.admin("GET", f"/keys/{key_id}/usage")
         assert status == 200
         got = (body["today"]["input_tokens"], body["today"]["output_tokens"])
-        if got == want or time.monotonic() > deadline:
+        if got == want or deadline.passed():
             return got
         await asyncio.sleep(0.02)
 

@@ -6,9 +6,9 @@ figures (the soak runs also hold them to their bounds: tests/soak/test_durations
 the ones `make test` used to assert). In `make test` the clock is read through this module,
 for one of three things, each named so a reader knows which:
 
-- `Deadline` / `wait_until`: how long a wait gives up after. It bounds the test's own run time
-  (a hang becomes a failure naming what never happened); it is not an assertion on speed, and
-  is set far above what the awaited thing takes on a quiet machine.
+- `Deadline` / `wait_until`: how long a wait gives up after (or how long a load runs). It bounds
+  the test's own run time (a hang becomes a failure naming what never happened); it is not an
+  assertion on speed, and is set far above what the awaited thing takes on a quiet machine.
 - `Stopwatch`: a figure the test prints (`pytest -rP` shows it); never compared with a bound.
 - `stamp`: when something happened, to put events in order or to print; never a duration
   compared with a bound.
@@ -28,8 +28,9 @@ def stamp() -> float:
 
 
 class Deadline:
-    """How long a wait gives up after: bounds the test's own run time, not an assertion on
-    speed. Passing it means the awaited thing never happened; `check` says which."""
+    """How long a wait gives up after, or a load runs: bounds the test's own run time, not an
+    assertion on speed. Passing it in a wait means the awaited thing never happened; `check`
+    says which."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

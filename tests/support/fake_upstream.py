@@ -1,7 +1,9 @@
 """A scripted fake provider: replays recordings, injects faults, and observes disconnects.
 
 Each request takes the next queued Scenario (or the default one). Every request is recorded
-with its path, headers and JSON body; every client disconnect the server notices is timed.
+with its path, headers and JSON body; every client disconnect the server notices is stamped
+(`tests.support.clock.stamp`: to order events or print a figure, never held to a bound in make
+test).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.support.clock import stamp
 from tests.support.ports import free_port
 from tests.support.recordings import Recording
 
@@ -31,6 +33,7 @@ class Scenario:
     frames: list[bytes] | None = None  # stream frames (override the recording)
     headers: dict[str, str] = field(default_factory=dict)
     delay_headers: float = 0.0  # before the status line
+    hold: asyncio.Event | None = None  # before the status line: answer once the test sets it
     delay_chunks: float = 0.0  # between two frames
     reset_after: int | None = None  # abort the TCP connection after this many frames
     endless: bool = False  # keep sending frames forever
@@ -99,7 +102,7 @@ class FakeUpstream:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
-        seen = Seen(request.path_qs, dict(request.headers), body, raw, time.monotonic())
+        seen = Seen(request.path_qs, dict(request.headers), body, raw, stamp())
         self.requests.append(seen)
         if self.queue:
             scenario = self.queue.popleft()
@@ -108,11 +111,13 @@ class FakeUpstream:
         self.active += 1
         self.peak_active = max(self.peak_active, self.active)
         try:
+            if scenario.hold is not None:
+                await scenario.hold.wait()
             if scenario.delay_headers:
                 await asyncio.sleep(scenario.delay_headers)
             return await self._answer(request, scenario, seen)
         except (asyncio.CancelledError, ConnectionResetError):
-            seen.disconnected_at = time.monotonic()
+            seen.disconnected_at = stamp()
             self.disconnects.append(seen.disconnected_at)
             raise
         finally:
@@ -167,7 +172,7 @@ class FakeUpstream:
             await asyncio.sleep(sc.delay_chunks)
         await response.write(frame)
         seen.sent += len(frame)
-        seen.last_write = time.monotonic()
+        seen.last_write = stamp()
         if sc.endless and n % 64 == 0:
             await asyncio.sleep(0)
 

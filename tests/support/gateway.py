@@ -18,6 +18,7 @@ from aiohttp import web
 from edge.app import create_app
 from edge.server import make_runner
 from edge.settings import Settings, load_settings
+from tests.support.clock import Deadline
 from tests.support.ports import free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -166,10 +167,10 @@ class GatewayProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         import urllib.request
 
-        while time.monotonic() < deadline:
+        while not deadline.passed():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
             try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import orjson
+
+from tests.support.clock import Stopwatch
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -86,9 +87,10 @@ async def exchange(url: str, raw: bytes, timeout: float = 5.0) -> RawAnswer:
 
 
 async def closed_after(reader: asyncio.StreamReader, limit: float) -> float:
-    """Seconds until the server closes the connection (reading and dropping what it sends);
-    raises TimeoutError if it is still open after `limit`."""
-    started = time.monotonic()
+    """Seconds until the server closes the connection (reading and dropping what it sends), a
+    figure to print; raises TimeoutError if it is still open after `limit` (a bound on the
+    test's own run time)."""
+    took = Stopwatch()
     async with asyncio.timeout(limit):
         while True:
             try:
@@ -97,4 +99,4 @@ async def closed_after(reader: asyncio.StreamReader, limit: float) -> float:
                 break
             if not chunk:
                 break
-    return time.monotonic() - started
+    return took.elapsed()

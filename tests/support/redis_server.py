@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.clock import Deadline
 from tests.support.ports import free_port
 
 
@@ -57,8 +58,8 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        deadline = Deadline(10)
+        while not deadline.passed():
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")

@@ -1,7 +1,8 @@
 """A lean streaming client for long runs: a raw asyncio protocol that sends one Chat Completions
 stream request, checks every delta belongs to its stream and arrives once and in order (the
 deltas of `stream_upstream`), and records for each the delay the hops added since it was sent.
-It can read at a fixed rate, like a slow mobile client."""
+It can read at a fixed rate, like a slow mobile client. Used by the soak runs (tests/soak),
+whose figures those delays are; `make test` reads none of them."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class _Proto(asyncio.Protocol):
             self.done.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        now = time.monotonic_ns()
+        now = time.monotonic_ns()  # for soak figures only
         self.result.received += len(data)
         self.buf += data
         if not self.head:

@@ -1,7 +1,8 @@
 """A fake provider for long stream runs, in a process of its own: a raw asyncio HTTP/1.1 server
 answering every POST with an OpenAI chat stream whose every delta names its stream, its index
 and the monotonic time it was sent, so a client can prove nothing was lost, doubled or crossed
-and measure the delay each hop added.
+and measure the delay each hop added. Used by the soak runs (tests/soak), whose figures those
+delays are; `make test` reads none of them.
 
 The request's first message says what to send: `mark:<id>:<chunks>:<delay ms>:<pad bytes>`
 (`chunks` 0: endless). `GET /stats` answers open connections, open streams and, per stream id,
@@ -37,7 +38,7 @@ def _chunk(data: bytes) -> bytes:
 
 def delta(mark: int, index: int, pad: int) -> bytes:
     """One SSE event whose content is `<mark>:<index>:<sent ns>` (plus padding)."""
-    text = f"{mark}:{index}:{time.monotonic_ns()}" + ("." * pad)
+    text = f"{mark}:{index}:{time.monotonic_ns()}" + ("." * pad)  # for soak figures only
     body = {"id": "c", "object": "chat.completion.chunk"}
     body["choices"] = [{"index": 0, "delta": {"content": text}}]  # type: ignore[assignment]
     return b"data: " + orjson.dumps(body) + b"\n\n"
@@ -158,7 +159,7 @@ class Conn(asyncio.Protocol):
                     await asyncio.sleep(0)
             await self._write(_chunk(ending(chunks)) + b"0\r\n\r\n")
         except (ConnectionError, asyncio.CancelledError):
-            self.stats.cut[ident] = time.monotonic()
+            self.stats.cut[ident] = time.monotonic()  # for soak figures only
         finally:
             self.stats.open_streams -= 1
             self.task = None
