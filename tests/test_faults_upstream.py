@@ -4,12 +4,13 @@ secrets in it, a 429 with rate-limit headers, an endless body. Each ends in the 
 never a 500 and never a silent clean end.
 
 Chat Completions relayed is covered for refused, reset, 5xx and 429 in test_chat_sdk.py; the rows
-here complete the table."""
+here complete the table. How soon a refusal or the header deadline is answered, and how fast a
+big stream is relayed, are printed figures here; tests/soak/test_durations_soak.py holds them
+to their bounds."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.support.clock import Stopwatch, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import (
     UPSTREAM_SECRET,
@@ -111,10 +113,15 @@ CHAT = Case(
 ids = [c.name for c in CASES]
 
 
+async def start_faults_gateway(fake: FakeUpstream) -> Live:
+    """An in-process gateway with this module's header deadline and body cap."""
+    env = gateway_env("memory://", fake.url, EDGE_UPSTREAM_TIMEOUT=str(HEADER_DEADLINE))
+    return await start_live(settings_for(env).with_overrides(upstream_body_limit=BODY_CAP))
+
+
 @pytest.fixture
 async def live(fake: FakeUpstream) -> AsyncIterator[Live]:
-    env = gateway_env("memory://", fake.url, EDGE_UPSTREAM_TIMEOUT=str(HEADER_DEADLINE))
-    gateway = await start_live(settings_for(env).with_overrides(upstream_body_limit=BODY_CAP))
+    gateway = await start_faults_gateway(fake)
     yield gateway
     await stop_live(gateway)
 
@@ -163,39 +170,52 @@ def stream_error(case: Case, raw: bytes) -> str:
     return str(body["error"]["message"])
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids)
-async def test_refused_is_502_at_once(
-    live: Live, tenant: Tenant, fake: FakeUpstream, case: Case
-) -> None:
+async def refused(live: Live, tenant: Tenant, fake: FakeUpstream, case: Case) -> list[float]:
+    """With nothing listening at the provider's port, whole and streamed calls are a 502 in
+    the caller's shape; how long each took (figures)."""
     await fake.stop()
+    timings = []
     for stream in (False, True):
-        started = time.monotonic()
+        took = Stopwatch()
         status, _, raw = await call(live, tenant, case, stream)
+        timings.append(took.elapsed())
         assert status == 502, raw
-        assert time.monotonic() - started < 1.0
         assert "could not be reached" in error_message(case.shape, raw)
+    return timings
 
 
-async def test_no_headers_in_time_is_504_at_the_deadline(
-    live: Live, tenant: Tenant, fake: FakeUpstream
-) -> None:
+@pytest.mark.parametrize("case", CASES, ids=ids)
+async def test_refused_is_502(live: Live, tenant: Tenant, fake: FakeUpstream, case: Case) -> None:
+    timings = await refused(live, tenant, fake, case)
+    print("502 after " + ", ".join(f"{t * 1000:.0f}" for t in timings) + " ms")
+
+
+async def no_headers_in_time(live: Live, tenant: Tenant, fake: FakeUpstream) -> list[float]:
+    """The provider would answer (a 200) only after three header deadlines: every API, whole
+    and streamed, answers 504 in its shape instead, so the deadline cut it. How long each call
+    took (figures)."""
     slow = Scenario(body=b"{}", delay_headers=HEADER_DEADLINE * 3)
     for path in [*PATHS.values(), PATHS["gemini"].replace("streamG", "g")]:
         fake.by_path[path] = slow
 
     async def timed(case: Case, stream: bool) -> tuple[Case, int, float, bytes]:
-        started = time.monotonic()
+        took = Stopwatch()
         status, _, raw = await call(live, tenant, case, stream)
-        return case, status, time.monotonic() - started, raw
+        return case, status, took.elapsed(), raw
 
     results = await asyncio.gather(
         *(timed(case, stream) for case in [CHAT, *CASES] for stream in (False, True))
     )
-    for case, status, elapsed, raw in results:
+    for case, status, _, raw in results:
         assert status == 504, (case.name, raw)
         assert "did not answer in time" in error_message(case.shape, raw)
-        assert HEADER_DEADLINE * 0.9 <= elapsed <= HEADER_DEADLINE * 1.1, (case.name, elapsed)
-    times = sorted(elapsed for _, _, elapsed, _ in results)
+    return sorted(elapsed for _, _, elapsed, _ in results)
+
+
+async def test_no_headers_in_time_is_504_at_the_deadline(
+    live: Live, tenant: Tenant, fake: FakeUpstream
+) -> None:
+    times = await no_headers_in_time(live, tenant, fake)
     print(f"504 after {times[0]:.3f}-{times[-1]:.3f} s for a {HEADER_DEADLINE} s deadline")
 
 
@@ -290,10 +310,9 @@ async def test_endless_body_is_cut_at_the_size_cap(
     status, _, raw = await call(live, tenant, case, False)
     assert status == 502
     assert "size limit" in error_message(case.shape, raw)
-    deadline = time.monotonic() + 2
-    while fake.open_streams:
-        assert time.monotonic() < deadline, "the endless provider answer was never closed"
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: fake.open_streams == 0, "the endless provider answer was never closed", poll=0.01
+    )
 
 
 async def test_client_errors_never_answer_500(live: Live, tenant: Tenant) -> None:
@@ -317,9 +336,23 @@ def _memory_kib(pid: int, field: str) -> int:
     raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
-async def test_endless_body_keeps_memory_flat(fake: FakeUpstream) -> None:
-    """Against the real 64 MiB cap in a separate process: a stream's RSS does not move; a whole
-    answer's peaks at the cap, and repeating it adds nothing."""
+@dataclass
+class EndlessBodies:
+    """Figures of three 64 MiB answers cut at the cap by `edge serve`: resident memory added
+    at the peak (MiB) by a stream and by a whole answer, its drift over one more whole answer,
+    and seconds taken (the stream alone, and all three: printed; the stream's relay speed is
+    held to a bound by tests/soak/test_durations_soak.py)."""
+
+    streamed: float
+    whole: float
+    drift: float
+    streamed_in: float
+    elapsed: float
+
+
+async def endless_bodies(fake: FakeUpstream) -> EndlessBodies:
+    """Against the real 64 MiB cap in a separate process: an endless stream, then two endless
+    whole answers, each cut at the cap."""
     proc = GatewayProcess(gateway_env("memory://", fake.url)).start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -331,15 +364,13 @@ async def test_endless_body_keeps_memory_flat(fake: FakeUpstream) -> None:
                 fake.push(Scenario(frames=[*head, *[delta] * 10, b"data: [DONE]\n\n"]))
                 await call(Live(url=proc.url, http=http), tenant, CHAT, stream)
             before = _memory_kib(pid, "VmRSS")
-            started = time.monotonic()
+            took = Stopwatch()
             fake.push(Scenario(frames=head, endless=True, endless_frame=delta))
             status, _, raw = await call(Live(url=proc.url, http=http), tenant, CHAT, True)
             assert status == 200 and "size limit" in stream_error(CHAT, raw)
             assert len(raw) > 60 * 1024 * 1024  # relayed up to the cap, then cut
             stream_peak = _memory_kib(pid, "VmHWM")
-            # A stream's small send buffer still relays big events fast (16 MB/s at the least).
-            streamed_in = time.monotonic() - started
-            assert streamed_in < 4.0, streamed_in
+            streamed_in = took.elapsed()
             rss = []
             for _ in range(2):
                 fake.push(Scenario(frames=[b'{"a": "'], endless=True, endless_frame=b"x" * 65536))
@@ -348,17 +379,24 @@ async def test_endless_body_keeps_memory_flat(fake: FakeUpstream) -> None:
                 assert status == 502 and "size limit" in error_message("openai", raw)
                 rss.append(_memory_kib(pid, "VmRSS"))
             whole_peak = _memory_kib(pid, "VmHWM")
-            elapsed = time.monotonic() - started
+            elapsed = took.elapsed()
     finally:
         proc.stop()
     streamed, whole = ((v - before) / 1024 for v in (stream_peak, whole_peak))
-    drift = (rss[-1] - rss[0]) / 1024
+    return EndlessBodies(streamed, whole, (rss[-1] - rss[0]) / 1024, streamed_in, elapsed)
+
+
+async def test_endless_body_keeps_memory_flat(fake: FakeUpstream) -> None:
+    """A stream's RSS does not move; a whole answer's peaks at the cap, and repeating it adds
+    nothing."""
+    run = await endless_bodies(fake)
     print(
-        f"3 x 64 MiB cut in {elapsed:.1f} s; RSS peak {streamed:+.1f} MiB streamed, "
-        f"{whole:+.1f} MiB whole; {drift:+.1f} MiB over one more whole one"
+        f"3 x 64 MiB cut in {run.elapsed:.1f} s (the stream in {run.streamed_in:.1f} s); RSS "
+        f"peak {run.streamed:+.1f} MiB streamed, {run.whole:+.1f} MiB whole; "
+        f"{run.drift:+.1f} MiB over one more whole one"
     )
-    assert streamed <= 16, streamed  # a stream holds one event at a time
+    assert run.streamed <= 16, run.streamed  # a stream holds one event at a time
     # A whole answer is relayed only once complete, so it is held until it passes the cap;
     # that memory is reused by the next one, not added to.
-    assert whole <= 64 + 16, whole
-    assert drift <= 8, drift
+    assert run.whole <= 64 + 16, run.whole
+    assert run.drift <= 8, run.drift

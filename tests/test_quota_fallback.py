@@ -4,12 +4,12 @@ open when so configured, every fallback decision counted."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from edge.appkeys import QUOTA
+from tests.support.clock import Deadline, Stopwatch
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
 from tests.support.redis_server import RedisServer
@@ -46,9 +46,11 @@ async def test_fail_open_budgets_and_local_rate_share(doomed: tuple[Live, RedisS
     assert counts["budget_closed"] == 0
 
 
-async def test_blackholed_redis_costs_a_timeout_then_nothing(redis_server: RedisServer) -> None:
-    """Redis that accepts bytes but never answers: the first decisions wait out the client
-    timeout, a few timeouts in a row trip the breaker, and later decisions do not wait."""
+async def blackholed_redis(redis_server: RedisServer) -> list[float]:
+    """Redis that accepts bytes but never answers: request rates are decided locally, budgets
+    refused, and decisions are back once Redis answers again. Returns how long each call
+    during the blackhole took (figures: tests/soak/test_durations_soak.py holds them to the
+    breaker's promise)."""
     redis_server.command("FLUSHALL")
     proxy = await FaultProxy("127.0.0.1", redis_server.port).start()
     url = f"redis://{proxy.url_host_port}/0"
@@ -64,20 +66,25 @@ async def test_blackholed_redis_costs_a_timeout_then_nothing(redis_server: Redis
         timings = []
         for i in range(12):
             tenant = rate if i % 2 else budget
-            started = time.monotonic()
+            took = Stopwatch()
             status = (await chat(live.http, live.url, tenant.key))[0]
-            timings.append(time.monotonic() - started)
+            timings.append(took.elapsed())
             assert status == (200 if tenant is rate else 503)
-        # Identity reloads and quota calls each give up after 100 ms; once the breaker is open,
-        # quota decisions and settlements skip Redis altogether.
-        assert max(timings) < 0.6, timings
-        assert sorted(timings)[len(timings) // 2] < 0.05, timings
         proxy.set("pass")
-        deadline = time.monotonic() + 5
+        deadline = Deadline(10)
         while (await chat(live.http, live.url, budget.key))[0] != 200:
-            assert time.monotonic() < deadline, "no recovery after Redis answered again"
+            deadline.check("no recovery after Redis answered again")
             await asyncio.sleep(0.05)
     finally:
         proxy.set("pass")
         await stop_live(live)
         await proxy.stop()
+    return timings
+
+
+async def test_blackholed_redis_costs_a_timeout_then_nothing(redis_server: RedisServer) -> None:
+    """The first decisions wait out the client timeout, a few timeouts in a row trip the
+    breaker, and later decisions do not wait: the timings are printed here, and held to that
+    in tests/soak/test_durations_soak.py."""
+    timings = await blackholed_redis(redis_server)
+    print("calls during the blackhole: " + ", ".join(f"{t * 1000:.0f}" for t in timings) + " ms")

@@ -1,11 +1,11 @@
 """Two gateway processes sharing one real redis-server: limits are exact across replicas, token
-budgets are never overspent, and admin changes reach the other replica within a second."""
+budgets are never overspent, and admin changes reach the other replica (how soon is a printed
+figure here; tests/soak/test_durations_soak.py holds it to a second)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.support.clock import Deadline, Stopwatch, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
@@ -157,14 +158,14 @@ async def test_token_budget_is_never_overspent(pair: Pair, fake: FakeUpstream) -
     assert served == statuses.count(200)
     expected = sum(p + c for p, c in usages[:served])
     # Each answer leaves before its settlement: wait for the last ones, boundedly.
-    deadline = time.monotonic() + 5
+    deadline = Deadline(10)
     while True:
         _status, usage = await pair.admin("GET", f"/keys/{key_id}/usage")
         row = next(r for r in usage["limits"] if r["name"] == "tokens_per_day")
         today = usage["today"]
         if usage["in_flight"] == 0 and today["requests"] == served:
             break
-        assert time.monotonic() < deadline, "settlements never finished"
+        deadline.check("settlements never finished")
         await asyncio.sleep(0.02)
     assert today["input_tokens"] + today["output_tokens"] == expected
     assert row["used"] == expected <= budget
@@ -172,27 +173,44 @@ async def test_token_budget_is_never_overspent(pair: Pair, fake: FakeUpstream) -
     assert usage["in_flight"] == 0
 
 
-async def test_revocation_reaches_the_other_replica_within_a_second(pair: Pair) -> None:
+async def revocation_reaches_the_other_replica(pair: Pair) -> float:
+    """A key revoked through replica 0 is refused by replica 1, which had it cached; how long
+    after the revocation (a figure)."""
     key_id, key = await pair.tenant({"requests_per_minute": 1000})
     assert await pair.call(1, key, chat_body()) == 200
     status, _ = await pair.admin("DELETE", f"/keys/{key_id}", replica=0)
     assert status == 200
-    revoked_at = time.monotonic()
-    while await pair.call(1, key, chat_body()) != 401:
-        assert time.monotonic() - revoked_at < 1.0
-        await asyncio.sleep(0.01)
-    elapsed = time.monotonic() - revoked_at
-    assert elapsed < 1.0
-    print(f"revocation enforced by the other replica after {elapsed * 1000:.1f} ms")
+    revoked = Stopwatch()
+
+    async def refused() -> bool:
+        return await pair.call(1, key, chat_body()) == 401
+
+    await wait_until(refused, "replica 1 still admits the revoked key", poll=0.01)
+    return revoked.elapsed()
 
 
-async def test_quota_change_reaches_the_other_replica_within_a_second(pair: Pair) -> None:
+async def quota_change_reaches_the_other_replica(pair: Pair) -> float:
+    """A key's request rate lowered through replica 0 is enforced by replica 1; how long after
+    the change (a figure)."""
     key_id, key = await pair.tenant({"requests_per_minute": 1000})
     for _ in range(3):
         assert await pair.call(1, key, chat_body()) == 200
     status, _ = await pair.admin("PUT", f"/keys/{key_id}/quota", {"requests_per_minute": 2})
     assert status == 200
-    changed_at = time.monotonic()
-    while await pair.call(1, key, chat_body()) != 429:
-        assert time.monotonic() - changed_at < 1.0
-    assert time.monotonic() - changed_at < 1.0
+    changed = Stopwatch()
+
+    async def limited() -> bool:
+        return await pair.call(1, key, chat_body()) == 429
+
+    await wait_until(limited, "replica 1 still applies the old quota", poll=0)
+    return changed.elapsed()
+
+
+async def test_revocation_reaches_the_other_replica(pair: Pair) -> None:
+    elapsed = await revocation_reaches_the_other_replica(pair)
+    print(f"revocation enforced by the other replica after {elapsed * 1000:.1f} ms")
+
+
+async def test_quota_change_reaches_the_other_replica(pair: Pair) -> None:
+    elapsed = await quota_change_reaches_the_other_replica(pair)
+    print(f"quota change enforced by the other replica after {elapsed * 1000:.1f} ms")

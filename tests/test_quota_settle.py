@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from edge.appkeys import QUOTA, STORE
 from edge.store.usage import RedisUsage, day_of
+from tests.support.clock import Deadline, Stopwatch, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import gateway_env, settings_for, start_live, stop_live
 from tests.support.redis_server import RedisServer
@@ -23,16 +24,21 @@ DELAY = 0.5
 
 
 class SlowSettle:
-    """A quota store whose settlements take DELAY seconds longer."""
+    """A quota store whose settlements wait until the test opens `gate`, then DELAY seconds
+    more."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
+        self.gate = asyncio.Event()
+        self.started = 0
         self.settled = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     async def settle(self, *args: Any, **kwargs: Any) -> bool:
+        self.started += 1
+        await self.gate.wait()
         await asyncio.sleep(DELAY)
         done = bool(await self._inner.settle(*args, **kwargs))
         self.settled += 1
@@ -50,12 +56,17 @@ async def test_answer_leaves_before_settlement_and_shutdown_waits_for_it(
         store = live.app[STORE]
         slow = SlowSettle(store.quota)
         store.quota = slow
-        started = time.monotonic()
+        # The answer arrives while its settlement cannot finish (the gate is shut): it did not
+        # wait for it.
         status, _, _ = await chat(live.http, live.url, tenant.key)
         assert status == 200
-        assert time.monotonic() - started < DELAY  # the answer did not wait
+        await wait_until(lambda: slow.started == 1, "the settlement never began")
         assert slow.settled == 0
-        await stop_live(live)
+        # Stopping opens the gate as it begins: the settlement still takes DELAY, and the stop
+        # waits for it.
+        stopping = asyncio.ensure_future(stop_live(live))
+        slow.gate.set()
+        await stopping
         stopped = True
         assert slow.settled == 1  # written before the store closed
         day = day_of(time.time())
@@ -96,20 +107,20 @@ async def test_a_settlement_the_store_could_not_take_is_written_once_it_can(
             assert resp.status == 200
             await resp.content.readany()  # reserved: now hold every write for 1.5 s
             redis_server.command("CLIENT", "PAUSE", "1500", "WRITE")
-            paused = time.monotonic()
+            paused = Stopwatch()
             await resp.read()
         quota = live.app[QUOTA]
-        # The retries end once one is written (settle_late); whatever ran before is in by then.
-        deadline = time.monotonic() + 10
-        while quota.fallback_counts()["settle_late"] == 0:
-            assert time.monotonic() < deadline, quota.fallback_counts()
-            await asyncio.sleep(0.05)
-        landed = time.monotonic() - paused
+        # The retries end once one is written (settle_late: its first attempt had failed, as
+        # Redis held every write); whatever ran before is in by then.
+        await wait_until(
+            lambda: quota.fallback_counts()["settle_late"] > 0, "no late settlement", 20, 0.05
+        )
+        landed = paused.elapsed()
+        print(f"settlement landed {landed:.2f} s after Redis paused writes for 1.5 s")
         status, usage = await live.admin("GET", f"/keys/{tenant.key_id}/usage")
         assert status == 200
         used = next(r["used"] for r in usage["limits"] if r["name"] == "tokens_per_day")
         today = usage["today"]
-        assert landed >= 1.4, landed  # it could only land after the pause
         assert usage["in_flight"] == 0 and today["requests"] == 1, usage
         assert used == today["input_tokens"] + today["output_tokens"] > 0, usage
         assert quota.fallback_counts()["settle_lost"] == 0
@@ -155,7 +166,7 @@ async def test_a_client_gone_while_its_reservation_is_on_the_way_holds_nothing(
                 await resp.read()
         assert not busy.done()  # it left while Redis was still busy
         await busy
-        deadline = time.monotonic() + 10
+        deadline = Deadline(20)
         while True:
             status, usage = await live.admin("GET", f"/keys/{tenant.key_id}/usage")
             assert status == 200
@@ -165,7 +176,7 @@ async def test_a_client_gone_while_its_reservation_is_on_the_way_holds_nothing(
                 and used == usage["today"]["input_tokens"] + usage["today"]["output_tokens"]
             ):
                 break
-            assert time.monotonic() < deadline, usage
+            deadline.check(usage)
             await asyncio.sleep(0.05)
         assert usage["today"]["requests"] == 1, usage
     finally:

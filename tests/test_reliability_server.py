@@ -1,6 +1,8 @@
 """The HTTP server under hostile clients: the C parser or no start, explicit header limits,
 malformed requests refused with a 4xx (never a 500, never a traceback in the logs), a deadline
-for request heads and bodies, and a client leaving a request stopping its provider call."""
+for request heads and bodies, and a client leaving a request stopping its provider call. When
+the deadlines fire and how soon the provider call stops are printed figures here;
+tests/soak/test_durations_soak.py holds them to their bounds."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -17,10 +18,18 @@ import orjson
 import pytest
 
 from edge.server import MAX_FIELD_SIZE, MAX_HEADERS
+from tests.support.clock import Stopwatch, stamp, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
 from tests.support.ports import free_port
-from tests.support.rawhttp import closed_after, connect, exchange, read_answer, request_bytes
+from tests.support.rawhttp import (
+    RawAnswer,
+    closed_after,
+    connect,
+    exchange,
+    read_answer,
+    request_bytes,
+)
 
 LiveFactory = Callable[..., Coroutine[Any, Any, Live]]
 
@@ -42,17 +51,15 @@ async def live_with(fake: FakeUpstream) -> AsyncIterator[LiveFactory]:
 
 def test_refuses_to_start_on_the_pure_python_parser() -> None:
     env = {**os.environ, **gateway_env("memory://", None), "AIOHTTP_NO_EXTENSIONS": "1"}
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
-        timeout=30,
+        timeout=30,  # bounds the test's own run time: a gateway that started would meet it
         check=False,
     )
     assert proc.returncode != 0
     assert b"C HTTP parser" in proc.stderr + proc.stdout
-    assert time.monotonic() - started < 30
 
 
 async def test_header_limits_are_explicit_and_answered_431(live_with: LiveFactory) -> None:
@@ -109,12 +116,11 @@ async def test_malformed_requests_are_refused_without_a_traceback(
     assert (await exchange(live.url, request_bytes("GET", "/healthz"))).status == 200
 
 
-async def test_a_request_head_trickling_in_is_closed_at_the_deadline(
-    live_with: LiveFactory,
-) -> None:
-    live = await live_with(EDGE_HEADER_TIMEOUT="1")
+async def trickled_head(live: Live) -> float:
+    """A request head sent a byte every 50 ms and never finished: only a deadline on heads
+    closes the connection. Returns when, in seconds after the first byte (a figure)."""
     reader, writer = await connect(live.url)
-    started = time.monotonic()
+    took = Stopwatch()
 
     async def trickle() -> None:
         for byte in b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100:
@@ -122,12 +128,19 @@ async def test_a_request_head_trickling_in_is_closed_at_the_deadline(
             await asyncio.sleep(0.05)
 
     sender = asyncio.create_task(trickle())
-    closed = await closed_after(reader, 5.0)
+    await closed_after(reader, 30.0)  # bounds the test's own run time
+    closed_at = took.elapsed()
     sender.cancel()
     writer.close()
-    closed_at = time.monotonic() - started
+    return closed_at
+
+
+async def test_a_request_head_trickling_in_is_closed_at_the_deadline(
+    live_with: LiveFactory,
+) -> None:
+    live = await live_with(EDGE_HEADER_TIMEOUT="1")
+    closed_at = await trickled_head(live)
     print(f"trickling head closed after {closed_at:.3f} s (deadline 1 s)")
-    assert 0.9 <= closed_at <= 1.6, closed
     # An idle keep-alive connection is not a slow head: it outlives the head deadline.
     reader, writer = await connect(live.url)
     writer.write(request_bytes("GET", "/healthz"))
@@ -138,8 +151,9 @@ async def test_a_request_head_trickling_in_is_closed_at_the_deadline(
     writer.close()
 
 
-async def test_a_body_trickling_in_is_refused_at_the_deadline(live_with: LiveFactory) -> None:
-    live = await live_with(EDGE_BODY_TIMEOUT="1")
+async def unfinished_body(live: Live) -> tuple[RawAnswer, float]:
+    """A request whose body stops arriving: the gateway's answer, and when it came, in
+    seconds after the last byte sent (a figure)."""
     tenant = await live.tenant()
     reader, writer = await connect(live.url)
     head = (
@@ -147,13 +161,18 @@ async def test_a_body_trickling_in_is_refused_at_the_deadline(live_with: LiveFac
         f"x-api-key: {tenant.key}\r\nContent-Length: 1000\r\n\r\n"
     )
     writer.write(head.encode() + b'{"model": ')
-    started = time.monotonic()
-    answer = await read_answer(reader, timeout=5)
-    elapsed = time.monotonic() - started
+    took = Stopwatch()
+    answer = await read_answer(reader, timeout=30)  # bounds the test's own run time
+    elapsed = took.elapsed()
     writer.close()
-    assert answer.status == 408
+    return answer, elapsed
+
+
+async def test_a_body_trickling_in_is_refused_at_the_deadline(live_with: LiveFactory) -> None:
+    live = await live_with(EDGE_BODY_TIMEOUT="1")
+    answer, elapsed = await unfinished_body(live)
+    assert answer.status == 408  # the body deadline's answer: nothing else sends a 408
     print(f"trickling body refused after {elapsed:.3f} s (deadline 1 s)")
-    assert 0.9 <= elapsed <= 1.6
     body = answer.json()
     assert body == {
         "type": "error",
@@ -162,25 +181,35 @@ async def test_a_body_trickling_in_is_refused_at_the_deadline(live_with: LiveFac
     assert answer.headers["connection"].lower() == "close"
 
 
-async def test_a_client_leaving_a_waiting_request_closes_its_provider_call(
-    live_with: LiveFactory, fake: FakeUpstream
-) -> None:
-    live = await live_with()
+async def leave_a_waiting_request(live: Live, fake: FakeUpstream) -> float:
+    """A client leaves while the provider has not answered (it would, after a minute, and
+    that answer would not count as a disconnect): the gateway closes the provider call.
+    Returns how long after the client left (a figure)."""
     tenant = await live.tenant()
-    fake.push(Scenario(body=b"{}", delay_headers=10))
+    fake.push(Scenario(body=b"{}", delay_headers=60))
+    before = len(fake.requests)
     _, writer = await connect(live.url)
     body = {"model": "gpt-5-4", "messages": [{"role": "user", "content": "x"}]}
     writer.write(
         request_bytes("POST", "/v1/chat/completions", body, Authorization=f"Bearer {tenant.key}")
     )
-    deadline = time.monotonic() + 5
-    while not fake.requests:
-        assert time.monotonic() < deadline, "the provider was never called"
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: len(fake.requests) > before, "the provider was never called", poll=0.01
+    )
+    seen = fake.requests[-1]
     writer.transport.abort()
-    left = time.monotonic()
-    while fake.requests[0].disconnected_at is None:
-        assert time.monotonic() - left < 1.0, "provider call still open 1 s after the client left"
-        await asyncio.sleep(0.01)
-    assert fake.requests[0].disconnected_at - left < 1.0
-    assert orjson.dumps(fake.requests[0].body)  # the call was a real one
+    left = stamp()
+    await wait_until(
+        lambda: seen.disconnected_at is not None, "provider call still open", 20, poll=0.01
+    )
+    assert seen.disconnected_at is not None
+    assert orjson.dumps(seen.body)  # the call was a real one
+    return seen.disconnected_at - left
+
+
+async def test_a_client_leaving_a_waiting_request_closes_its_provider_call(
+    live_with: LiveFactory, fake: FakeUpstream
+) -> None:
+    live = await live_with()
+    lag = await leave_a_waiting_request(live, fake)
+    print(f"provider call closed {lag * 1000:.0f} ms after the client left")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from redis.exceptions import ResponseError
@@ -11,6 +10,7 @@ from redis.exceptions import ResponseError
 from edge.store import open_store
 from edge.store.responses import FENCED, MISSING, REFUSED, Change, StoredResponse
 from edge.store.responses_jobs import RedisJobs
+from tests.support.clock import Deadline
 
 
 @pytest.fixture
@@ -45,9 +45,9 @@ async def test_records_are_scoped_to_the_account(store) -> None:
 async def test_records_expire(store) -> None:
     await store.responses.create(_record(), ttl=0.2)
     assert await store.responses.get("a1", "resp_1") is not None
-    deadline = time.monotonic() + 3
+    deadline = Deadline(10)
     while await store.responses.get("a1", "resp_1") is not None:
-        assert time.monotonic() < deadline, "record outlived its retention"
+        deadline.check("record outlived its retention")
         await asyncio.sleep(0.05)
 
 
@@ -75,12 +75,14 @@ async def test_append_numbers_events_and_guards_the_terminal_status(store) -> No
 
 async def test_a_waiting_reader_wakes_on_append(store) -> None:
     await store.responses.create(_record(), ttl=60)
-    reader = asyncio.create_task(store.responses.events("a1", "resp_1", -1, 5.0))
+    # The reader would wait 20 s for an event and then answer none: answering with the event
+    # within the deadline below (a bound on the test's own run time, half of that wait) shows
+    # the append woke it.
+    reader = asyncio.create_task(store.responses.events("a1", "resp_1", -1, 20.0))
     await asyncio.sleep(0.05)
-    started = time.monotonic()
+    assert not reader.done()  # waiting
     await store.responses.append("a1", "resp_1", [b'{"x":1}'], Change(), 60)
-    assert await reader == [(0, b'{"x":1}')]
-    assert time.monotonic() - started < 2.0
+    assert await asyncio.wait_for(reader, 10) == [(0, b'{"x":1}')]
 
 
 async def test_queue_delivers_each_job_once(store) -> None:
