@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.clock import Deadline
 from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
@@ -90,14 +91,14 @@ def test_a_bind_failure_for_another_reason_says_what_it_is() -> None:
 
 def _listening_pids(proc: GatewayProcess, count: int) -> set[int]:
     """The pids that logged `listening`, once `count` of them have (a bound on the wait)."""
-    deadline = time.monotonic() + 30
+    deadline = Deadline(30)
     while True:
         lines = proc.log.read_text().splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
         pids = {r["pid"] for r in records if r["msg"] == "listening"}
         if len(pids) >= count:
             return pids
-        assert time.monotonic() < deadline, lines[-20:]
+        deadline.check(lines[-20:])
         time.sleep(0.05)
 
 
