@@ -1,5 +1,9 @@
 """Running one background response: call the provider, log every event, end it once.
 
+Every event logged from the provider's answer is counted on the run's log, and the usage it
+reports is noted as it comes, so a run that ends before its final usage is charged like a
+foreground stream cut short (`edge.responses.charge`).
+
 A model whose provider speaks Responses gets the provider's own events (re-addressed to our
 response id); any other model goes through its adapter and the neutral Responses renderer.
 """
@@ -62,18 +66,21 @@ async def _neutral(
     up = UpstreamContext(app[HTTP], route, settings.timeouts, settings.upstream_body_limit)
     events = ResponsesEvents(shell, announce=False)
     req = to_neutral_request(shell.params, items, route.model.upstream, stream=True)
+    final_usage = None
     try:
         async with adapter_for(route).stream(up, req) as call:
             async for event in call.events:
-                await run_log.emit(events.feed(event))
-        closing = events.finish()
+                logged = events.feed(event)
+                run_log.reported = events.usage
+                await run_log.emit(logged)
+        closing, final_usage = events.finish(), events.usage
     except GatewayError as err:
         closing = events.fail(err)
     except CUT:
         closing = events.fail(GatewayError(502, INTERRUPTED, code="upstream_interrupted"))
     assert events.final is not None
-    await run_log.emit(closing[:-1])
-    await run_log.end(closing[-1:], events.final, events.usage)
+    # Our own closing events are logged with the end, and not charged as the provider's.
+    await run_log.end(closing, events.final, final_usage)
 
 
 def _readdress(shell: Shell, kind: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """A background response's life in the store: its event log and its one terminal transition.
 
 Every terminal transition (completed, failed, incomplete, cancelled) is a conditional append:
-exactly one of the worker, a canceller or a takeover wins it, and the winner alone settles the
-quota reservation taken when the run was queued.
+exactly one of the worker, a canceller or a takeover wins it. The quota reservation taken when
+the run was queued is settled once, by whoever knows what the run used:
+
+- the attempt running it, when it writes the end (completed, failed, shut down), or when it
+  stops because a cancel or delete ended the run while it ran: the provider's usage if it came,
+  else the charge of a cut stream (`edge.responses.charge`);
+- a canceller, for a run that had not started: nothing was used, the hold is released;
+- a takeover, for a run whose process died: the charge of a cut stream, counted in its log.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from redis.exceptions import RedisError
 from edge.appkeys import QUOTA, SETTINGS, STORE
 from edge.errors import GatewayError, error_body
 from edge.quota.reservation import Reservation
+from edge.responses.charge import cut_usage, relayed_in_log
 from edge.store import StoreUnavailable
 from edge.store.responses import Change, StoredResponse
 from edge.translate.responses_object import error_json
@@ -24,6 +31,7 @@ from edge.usage import Usage
 
 log = logging.getLogger(__name__)
 CANCEL_TOPIC = "response-cancel:"
+_CANCEL_TRIES = 3  # a run moves queued -> in_progress (-> queued at a shutdown) at most so often
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
@@ -65,6 +73,9 @@ class RunLog:
         self.record = record
         self.attempt = attempt
         self.emitted = 0  # writes this attempt made (or began) after it started: then no restart
+        self.relayed = 0  # events logged from the provider's answer: each is charged a token
+        self.reported: Usage | None = None  # the usage the provider reported so far
+        self.settled = False
 
     async def _append(self, events: list[dict[str, Any]], change: Change) -> int:
         store = self.app[STORE].responses
@@ -76,18 +87,39 @@ class RunLog:
         """Log events; raises RunStopped when the run was ended elsewhere."""
         # Counted before the append lands: a run stopped mid-append may have logged them.
         self.emitted += len(events)
+        self.relayed += len(events)
         if events and await self._append(events, Change(attempt=self.attempt)) < 0:
             raise RunStopped
+
+    def used(self, final: Usage | None) -> Usage | None:
+        """What the run used: the provider's final usage, else the charge of a cut stream."""
+        return final if final is not None else cut_usage(self.record, self.reported, self.relayed)
 
     async def end(
         self, events: list[dict[str, Any]], response: dict[str, Any], usage: Usage | None
     ) -> bool:
-        """Log the last events and the terminal status; settle if this attempt won."""
+        """Log the last events and the terminal status; settle if this attempt won.
+
+        `usage` is the provider's final usage (None when it never came)."""
         change = Change(attempt=self.attempt, status=str(response["status"]), response=response)
         self.emitted += len(events) + 1  # the terminal status too: it may land after a requeue
         if await self._append(events, change) < 0:
             return False
-        await settle(self.app, self.record, usage)
+        self.settled = True
+        await settle(self.app, self.record, self.used(usage))
+        return True
+
+    async def stopped(self) -> bool:
+        """Settle a run that stopped without writing its end, if a cancel or delete ended it
+        while this attempt ran (the canceller leaves that to the runner, who knows its usage);
+        True if this call settled it."""
+        if self.settled:
+            return False
+        now = await self.app[STORE].responses.get(self.record.account, self.record.id)
+        if now is not None and (now.status != "cancelled" or now.attempt != self.attempt):
+            return False  # not ended by a cancel of this attempt: whoever ended it settled it
+        self.settled = True
+        await settle(self.app, self.record, self.used(None))
         return True
 
     async def requeue(self) -> bool:
@@ -116,24 +148,49 @@ async def end_elsewhere(
     status: str,
     events: list[dict[str, Any]],
     response: dict[str, Any],
+    expect: str,
 ) -> bool:
-    """Move a run to a terminal status without owning it (cancel, takeover); True if it won."""
-    change = Change(status=status, response=response)
+    """Move a run in status `expect` to a terminal status without owning it (cancel, refusal,
+    takeover); True if it won. Settles nothing: the caller knows who must."""
+    change = Change(expect=expect, status=status, response=response)
     store = app[STORE].responses
     ttl = app[SETTINGS].responses_retention
     data = [encode_event(e) for e in events]
-    if await store.append(record.account, record.id, data, change, ttl) < 0:
-        return False
-    await settle(app, record, None)
-    return True
+    return await store.append(record.account, record.id, data, change, ttl) >= 0
+
+
+async def settle_from_log(app: web.Application, record: StoredResponse, closing: int) -> None:
+    """Settle a run whose process died, as its log shows it used: the charge of a cut stream
+    for the events its last attempt logged (the log ends with the `closing` events that ended
+    it). Nothing when the log shows it was not running: whoever ended it then settled it."""
+    logged = await app[STORE].responses.events(record.account, record.id, -1, 0)
+    kinds = [str(orjson.loads(data).get("type")) for _, data in logged]
+    relayed = relayed_in_log(kinds, closing)
+    if relayed is not None:
+        await settle(app, record, cut_usage(record, None, relayed))
 
 
 async def cancel(app: web.Application, record: StoredResponse) -> bool:
-    """Cancel a queued or running background response; True if this call cancelled it."""
-    cancelled = {**record.response, "status": "cancelled"}
-    event = {"type": "response.incomplete", "response": cancelled}
-    if not await end_elsewhere(app, record, "cancelled", [event], cancelled):
+    """Cancel a queued or running background response; True if this call cancelled it.
+
+    A run that had not started is settled here (it used nothing); a running one is settled by
+    the process running it once it stops, since that process alone knows what it used."""
+    store = app[STORE].responses
+    for _ in range(_CANCEL_TRIES):
+        if record.terminal:
+            return False
+        cancelled = {**record.response, "status": "cancelled"}
+        event = {"type": "response.incomplete", "response": cancelled}
+        if await end_elsewhere(app, record, "cancelled", [event], cancelled, record.status):
+            break
+        fresh = await store.get(record.account, record.id)  # it started, or ended, meanwhile
+        if fresh is None:
+            return False
+        record = fresh
+    else:
         return False
+    if record.status == "queued":
+        await settle(app, record, None)
     # Whichever process runs it closes its upstream call when it hears this.
     await app[STORE].invalidation.publish(cancel_topic(record.account, record.id))
     return True

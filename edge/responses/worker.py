@@ -8,6 +8,10 @@ the provider, and a silent second run could answer differently under the same id
 numbers. The terminal status is a conditional append, so it is written exactly once however
 many processes race for it.
 
+A queued run whose key was revoked, or whose account was blocked, since it was queued is not
+started: it ends `failed` (`key_revoked` / `account_blocked`) without calling the provider, and
+its quota hold is released.
+
 A process shutting down takes no new job and gives back at once any it took as the stop began.
 Its runs go on until the shutdown deadline; one still running then is given back to the queue
 if it has logged nothing since it began (another process starts it afresh at once), else
@@ -25,7 +29,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from edge.appkeys import LIFECYCLE, SETTINGS, STORE
+from edge.appkeys import IDENTITY, LIFECYCLE, SETTINGS, STORE
 from edge.errors import GatewayError
 from edge.responses import runner
 from edge.responses.state import (
@@ -35,6 +39,8 @@ from edge.responses.state import (
     encode_event,
     end_elsewhere,
     failed_events,
+    settle,
+    settle_from_log,
 )
 from edge.store import StoreUnavailable
 from edge.store.responses import Change, StoredResponse
@@ -49,6 +55,12 @@ WORKER_LOST = GatewayError(
 )
 SHUTDOWN = GatewayError(
     503, "The gateway shut down while this response was running.", code="server_shutdown"
+)
+KEY_REVOKED = GatewayError(
+    401, "The API key that queued this response was revoked before it started.", code="key_revoked"
+)
+ACCOUNT_BLOCKED = GatewayError(
+    403, "The account was blocked before this response started.", code="account_blocked"
 )
 _TAKE_WAIT = 1.0  # seconds one take() waits for a job, so stops and takeovers stay prompt
 
@@ -150,11 +162,26 @@ class Worker:
         """Run or settle one job; True when it needs no further attention."""
         store = self.app[STORE].responses
         record = await store.get(job.account, job.response_id)
-        if record is None or record.terminal or record.job is None:
+        if record is None or record.job is None:
+            return True
+        if record.terminal:
+            if job.taken_over and record.status == "cancelled":
+                # Cancelled while it ran, and the process running it died, maybe before it
+                # settled. One that settled and died before its job was done is not charged
+                # twice: the quota store ignores a reservation's second settlement (for
+                # SETTLED_KEEP_SECONDS, longer than a lease).
+                await settle_from_log(self.app, record, closing=1)
             return True
         if job.taken_over and record.status == "in_progress":
             events, failed = failed_events(record.response, WORKER_LOST)
-            await end_elsewhere(self.app, record, "failed", events, failed)
+            if await end_elsewhere(self.app, record, "failed", events, failed, "in_progress"):
+                await settle_from_log(self.app, record, closing=len(events))
+            return True
+        refusal = await self._refusal(record)
+        if refusal is not None:
+            events, failed = failed_events(record.response, refusal)
+            if await end_elsewhere(self.app, record, "failed", events, failed, "queued"):
+                await settle(self.app, record, None)  # never started: the hold is released
             return True
         attempt = secrets.token_hex(8)
         started = {**record.response, "status": "in_progress"}
@@ -171,6 +198,23 @@ class Worker:
         record.response, record.status, record.attempt = started, "in_progress", attempt
         return await self._run(job, record, RunLog(self.app, record, attempt))
 
+    async def _refusal(self, record: StoredResponse) -> GatewayError | None:
+        """Why a queued run may no longer start: its key revoked or its account blocked since
+        it was queued (read as authentication reads them, through the identity cache). Keys
+        and accounts are never deleted, only revoked and blocked: a record the store does not
+        know was not revoked (the call that queued the run was authenticated)."""
+        identity = self.app[IDENTITY]
+        held = (record.job or {}).get("reservation")
+        key_id = held.get("key_id") if isinstance(held, dict) else None
+        if isinstance(key_id, str):
+            key = await identity.key(key_id)
+            if key is not None and key.revoked:
+                return KEY_REVOKED
+        account = await identity.account(record.account)
+        if account is not None and account.blocked:
+            return ACCOUNT_BLOCKED
+        return None
+
     async def _run(self, job: Job, record: StoredResponse, run_log: RunLog) -> bool:
         key = (record.account, record.id)
         run_task = asyncio.get_running_loop().create_task(runner.run(self.app, run_log))
@@ -185,15 +229,16 @@ class Worker:
             await run_log.end(events, failed, None)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if task is None or not task.cancelling():
-                return True  # the run was stopped because it ended elsewhere
-            with contextlib.suppress(*STORE_ERRORS, TimeoutError):
-                async with asyncio.timeout(2.0):
-                    await asyncio.shield(self._give_up(job, record, run_log))
-            raise
+            if task is not None and task.cancelling():  # the shutdown deadline
+                with contextlib.suppress(*STORE_ERRORS, TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await asyncio.shield(self._give_up(job, record, run_log))
+                raise
+            # Else the run was stopped because it ended elsewhere.
         finally:
             beat.cancel()
             self._runs.pop(key, None)
+        await run_log.stopped()  # a cancel or delete while it ran leaves the settling to it
         return True
 
     async def _give_up(self, job: Job, record: StoredResponse, run_log: RunLog) -> None:
@@ -206,9 +251,13 @@ class Worker:
             if await run_log.requeue():
                 await jobs.release(job)
                 log.info("background run requeued", extra={"fields": {"response": record.id}})
-            return
-        events, failed = failed_events(record.response, SHUTDOWN)
-        if await run_log.end(events, failed, None):
+                return
+        else:
+            events, failed = failed_events(record.response, SHUTDOWN)
+            if await run_log.end(events, failed, None):
+                await jobs.done(job)
+                return
+        if await run_log.stopped():  # a cancel or delete ended it first
             await jobs.done(job)
 
     async def _heartbeat(self, job: Job, run_log: RunLog, run_task: asyncio.Task[None]) -> None:
