@@ -79,7 +79,9 @@ async def relay(
 ) -> web.StreamResponse:
     """Call the provider and relay its answer, stream or not, with rate-limit headers."""
     settings = request.app[SETTINGS]
-    async with open_upstream(request.app[HTTP], url, body, headers, settings.timeouts) as upstream:
+    async with open_upstream(
+        request.app[HTTP], url, body, headers, settings.timeouts, admitted=ctx.reservation
+    ) as upstream:
         passed = forwarded(upstream.headers.items())
         if upstream.status >= 400:
             raw = await read_capped(upstream, 1024 * 1024)

@@ -15,6 +15,7 @@ import aiohttp
 import openai
 import pytest
 
+from edge.quota.reservation import Reservation
 from edge.store import open_store
 from edge.store.responses import StoredResponse
 from edge.store.responses_jobs import RedisJobs
@@ -231,7 +232,13 @@ async def test_a_job_claimed_by_a_dead_process_before_it_started_is_run(
         input_items=items,
         status="queued",
         background=True,
-        job={"params": params.to_json(), "model": "local/echo", "items": items},
+        job={
+            "params": params.to_json(),
+            "model": "local/echo",
+            "items": items,
+            # Queued by an admitted call: the run is called with its reservation.
+            "reservation": Reservation(f"r_{rid}", account, None, "local/echo").to_json(),
+        },
     )
     async with open_store(redis_server.url, redis_timeout=1.0) as store:
         assert store.redis is not None

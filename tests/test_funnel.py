@@ -5,14 +5,19 @@ every admitted call is in the usage read-back, and a blocked account gets none."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from edge.errors import GatewayError
 from edge.handlers import chat, gemini, messages, responses
 from edge.route_table import ROUTE_FACTS
+from edge.settings import Timeouts
+from edge.upstream.client import open_upstream
 from tests.support.clock import Deadline
 from tests.support.fake_upstream import Scenario
 from tests.support.gateway import Live
@@ -191,3 +196,36 @@ async def test_a_real_provider_through_a_slashed_id_is_metered(
     second, answer = await _post(gateway, tenant.key, path, body)
     assert (first, second) == (200, 429), answer
     assert len(fake.requests) == 1
+
+
+async def test_a_route_without_admission_fails_closed(gateway: Live, fake) -> None:
+    # Take admission away from each model route in turn (its facts say it calls no model):
+    # the call must fail loudly, never reach a provider or the in-process model.
+    assert gateway.app is not None
+    table = gateway.app[ROUTE_FACTS]
+    tenant = await gateway.tenant()
+    for route, facts in list(table.items()):
+        if not facts.calls_model or route.resource is None:
+            continue
+        endpoint, template = facts.endpoint or "", route.resource.canonical
+        for model in ("local/echo", "gpt-5-4" if endpoint != "gemini" else "gemini-2.5-flash"):
+            table[route] = dataclasses.replace(facts, model_from=None)
+            try:
+                path, body = _call(endpoint, template, model)
+                status, answer = await _post(gateway, tenant.key, path, body)
+            finally:
+                table[route] = facts
+            assert status == 500, (path, model, answer)
+            assert "not admitted" in str(answer), answer
+    assert fake.requests == []
+
+
+async def test_the_upstream_client_sends_nothing_without_an_admission(fake) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(GatewayError) as refused:
+            async with open_upstream(
+                session, f"{fake.url}/v1/chat/completions", b"{}", {}, Timeouts(), admitted=None
+            ):
+                pass
+    assert refused.value.code == "not_admitted"
+    assert fake.requests == []

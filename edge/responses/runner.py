@@ -18,6 +18,7 @@ from aiohttp import web
 
 from edge.appkeys import HTTP, SETTINGS
 from edge.errors import GatewayError
+from edge.quota.reservation import Reservation
 from edge.relay import INTERRUPTED, read_capped
 from edge.responses.state import RunLog, failed_events
 from edge.routing import Route, resolve_route
@@ -47,6 +48,12 @@ def shell_of(record_response: dict[str, Any], job: dict[str, Any]) -> Shell:
     )
 
 
+def admitted_of(run_log: RunLog) -> Reservation | None:
+    """The reservation the run was admitted with, queued with its job."""
+    held = (run_log.record.job or {}).get("reservation")
+    return Reservation.from_json(held) if isinstance(held, dict) else None
+
+
 async def run(app: web.Application, run_log: RunLog) -> None:
     """Run a claimed job to its terminal status (unless it is ended elsewhere first)."""
     record = run_log.record
@@ -63,7 +70,9 @@ async def _neutral(
     app: web.Application, run_log: RunLog, shell: Shell, route: Route, items: list[Any]
 ) -> None:
     settings = app[SETTINGS]
-    up = UpstreamContext(app[HTTP], route, settings.timeouts, settings.upstream_body_limit)
+    up = UpstreamContext(
+        app[HTTP], route, settings.timeouts, settings.upstream_body_limit, admitted_of(run_log)
+    )
     events = ResponsesEvents(shell, announce=False)
     req = to_neutral_request(shell.params, items, route.model.upstream, stream=True)
     final_usage = None
@@ -102,7 +111,12 @@ async def _passthrough(
     items: dict[int, dict[str, Any]] = {}
     try:
         async with open_upstream(
-            app[HTTP], url, orjson.dumps(body), headers, settings.timeouts
+            app[HTTP],
+            url,
+            orjson.dumps(body),
+            headers,
+            settings.timeouts,
+            admitted=admitted_of(run_log),
         ) as upstream:
             if upstream.status >= 400:
                 raw = await read_capped(upstream, 1 << 20)

@@ -282,7 +282,9 @@ class ResponsesUpstream:
         body = orjson.dumps(request_body(req, stream=False))
         url = f"{up.route.provider.base_url}/responses"
         headers = upstream_headers(up.route.provider, {})
-        async with open_upstream(up.session, url, body, headers, up.timeouts) as upstream:
+        async with open_upstream(
+            up.session, url, body, headers, up.timeouts, admitted=up.admitted
+        ) as upstream:
             passed = forwarded(upstream.headers.items())
             raw = await read_capped(upstream, up.body_limit)
             if upstream.status >= 400:
@@ -301,7 +303,9 @@ class ResponsesUpstream:
         body = orjson.dumps(request_body(req, stream=True))
         url = f"{up.route.provider.base_url}/responses"
         headers = upstream_headers(up.route.provider, {})
-        async with open_upstream(up.session, url, body, headers, up.timeouts) as upstream:
+        async with open_upstream(
+            up.session, url, body, headers, up.timeouts, admitted=up.admitted
+        ) as upstream:
             passed = forwarded(upstream.headers.items())
             if upstream.status >= 400:
                 raise upstream_error(upstream.status, await read_capped(upstream, 1 << 20), passed)

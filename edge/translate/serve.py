@@ -67,6 +67,7 @@ async def serve(
         route=route,
         timeouts=settings.timeouts,
         body_limit=settings.upstream_body_limit,
+        admitted=ctx.reservation,
     )
     adapter = adapter_for(route)
     if not req.stream:

@@ -11,9 +11,11 @@ import aiohttp
 
 from edge.errors import GatewayError
 from edge.providers import local_echo
+from edge.quota.reservation import Reservation
 from edge.routing import Route
 from edge.settings import Timeouts
 from edge.translate import neutral as n
+from edge.upstream.client import require_admitted
 
 
 @dataclass(slots=True)
@@ -32,6 +34,7 @@ class UpstreamContext:
     route: Route
     timeouts: Timeouts
     body_limit: int
+    admitted: Reservation | None  # the call's reservation: without one no model is called
 
 
 class ProviderAdapter(Protocol):
@@ -55,11 +58,13 @@ class LocalEcho:
         self, up: UpstreamContext, req: n.Request
     ) -> tuple[n.Response, list[tuple[str, str]]]:
         """A whole answer."""
+        require_admitted(up.admitted)
         return local_echo.complete(req), []
 
     @contextlib.asynccontextmanager
     async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
         """The answer as events."""
+        require_admitted(up.admitted)
         yield StreamCall(events=local_echo.stream(req))
 
 

@@ -37,7 +37,9 @@ async def post_json(
     up: UpstreamContext, url: str, headers: dict[str, str], body: dict[str, Any]
 ) -> AsyncIterator[tuple[aiohttp.ClientResponse, Forwarded]]:
     """POST a JSON body; an error status becomes the client's error, with rate-limit headers."""
-    async with open_upstream(up.session, url, orjson.dumps(body), headers, up.timeouts) as resp:
+    async with open_upstream(
+        up.session, url, orjson.dumps(body), headers, up.timeouts, admitted=up.admitted
+    ) as resp:
         passed = forwarded(resp.headers.items())
         if resp.status >= 400:
             try:

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from edge.errors import GatewayError
+from edge.quota.reservation import Reservation
 from edge.settings import Timeouts
 
 UNREACHABLE = "The upstream provider could not be reached. Retry the request."
@@ -68,6 +69,14 @@ def make_session(timeouts: Timeouts | None = None) -> aiohttp.ClientSession:
     )
 
 
+def require_admitted(admitted: Reservation | None) -> Reservation:
+    """Fail closed: a model is called only for a call admitted by the quota engine (a route
+    that forgot admission fails its tests loudly instead of serving for free)."""
+    if admitted is None:
+        raise GatewayError(500, "The call was not admitted.", code="not_admitted")
+    return admitted
+
+
 @contextlib.asynccontextmanager
 async def open_upstream(
     session: aiohttp.ClientSession,
@@ -75,10 +84,14 @@ async def open_upstream(
     body: bytes,
     headers: dict[str, str],
     timeouts: Timeouts,
+    *,
+    admitted: Reservation | None,
     method: str = "POST",
     **kwargs: Any,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Send a request and yield the response once its headers arrive; map transport failures."""
+    """Send a request and yield the response once its headers arrive; map transport failures.
+    `admitted` is the call's reservation: without one nothing is sent."""
+    require_admitted(admitted)
     current = session.timeout
     if current.sock_read != timeouts.idle or current.connect != timeouts.connect:
         kwargs["timeout"] = client_timeout(timeouts)  # not the session's own (a caller's choice)
