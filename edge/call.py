@@ -17,9 +17,9 @@ from edge.route_table import RouteFacts, requested_model
 from edge.routing import google_spelling
 
 
-async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFacts) -> int:
-    """Resolve the call's chain and transcript onto `ctx`; the bytes the estimate must add to
-    the body's (the transcript that will be prepended upstream)."""
+async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFacts) -> None:
+    """Resolve the call's chain and transcript onto `ctx` (`history_bytes`: what the input
+    estimate adds to the body's, the transcript that will be prepended upstream)."""
     assert facts.endpoint is not None
     catalog = request.app[SETTINGS].catalog
     name = requested_model(request, facts, ctx.payload)
@@ -27,10 +27,10 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
         name = google_spelling(catalog, name)
     ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint)
     if facts.endpoint != "responses":
-        return 0
+        return
     previous = ctx.payload.get("previous_response_id")
     if previous is None:
-        return 0
+        return
     if not isinstance(previous, str) or not previous:
         raise GatewayError(
             400,
@@ -43,4 +43,4 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
         raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
     with store_call():
         ctx.history = await transcript(request.app[STORE].responses, account, previous)
-    return len(orjson.dumps(ctx.history)) if ctx.history else 0
+    ctx.history_bytes = len(orjson.dumps(ctx.history)) if ctx.history else 0

@@ -35,6 +35,7 @@ class RequestContext:
     # A Responses call's stored transcript (`previous_response_id`), loaded before admission so
     # the estimate counts what goes upstream.
     history: list[dict[str, Any]] = field(default_factory=list)
+    history_bytes: int = 0  # the transcript's size, counted in input estimates like the body
     provider: str | None = None
     stream: bool = False
     usage: Usage | None = None

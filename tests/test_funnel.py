@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from typing import Any
 from urllib.parse import quote
 
@@ -13,11 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.handlers import chat, gemini, messages, responses
+from edge.partial_usage import charge_cut_stream
+from edge.quota.reservation import Reservation
 from edge.route_table import ROUTE_FACTS
 from edge.settings import Timeouts
 from edge.upstream.client import open_upstream
+from policies.quota import Rules
 from tests.support.clock import Deadline
 from tests.support.fake_upstream import Scenario
 from tests.support.gateway import Live
@@ -229,3 +234,15 @@ async def test_the_upstream_client_sends_nothing_without_an_admission(fake) -> N
                 pass
     assert refused.value.code == "not_admitted"
     assert fake.requests == []
+
+
+def test_a_cut_chained_stream_is_charged_its_transcript() -> None:
+    # A stream cut before the provider reported usage is charged the input the estimate held:
+    # the body and the transcript prepended to it.
+    held = Reservation("r1", "acct", "key", "local/echo")
+    ctx = RequestContext(request_id="x", shape="openai", body=b"{}" * 10, reservation=held)
+    ctx.history_bytes, ctx.stream_events = 2_000, 3
+    charge_cut_stream(ctx)
+    assert ctx.usage is not None
+    assert ctx.usage.input_tokens == math.ceil(2_020 / Rules().bytes_per_token)
+    assert ctx.usage.output_tokens == 3

@@ -38,8 +38,8 @@ async def quota_middleware(request: web.Request, handler: Handler) -> web.Stream
     # What needs no body is checked before reading it: a refused caller's body is never held.
     await precheck(quota, ctx, request.content_length)
     ctx.body, ctx.payload = await read_json(request)
-    extra_bytes = await prepare_call(request, ctx, facts)
-    admission = await quota.admit(ctx, ctx.routes[0].model, extra_bytes)
+    await prepare_call(request, ctx, facts)
+    admission = await quota.admit(ctx, ctx.routes[0].model)
     ctx.reservation = admission.reservation
     ctx.extra[ADMISSION] = admission
     try:

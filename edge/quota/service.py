@@ -161,16 +161,15 @@ class QuotaService:
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
 
-    async def admit(
-        self, ctx: RequestContext, model: Model | None, extra_bytes: int = 0
-    ) -> Admission:
+    async def admit(self, ctx: RequestContext, model: Model | None) -> Admission:
         """Admit a call to `model` (resolved by the caller, the one the handler will call) or
-        raise 429 (a limit) / 503 (a budget that cannot be checked). `extra_bytes` is input
-        sent upstream besides the body: a chained transcript."""
+        raise 429 (a limit) / 503 (a budget that cannot be checked). The input estimate counts
+        the body and a chained transcript (`ctx.history_bytes`)."""
         account, key = await self.caller(ctx)
         payload = ctx.payload if isinstance(ctx.payload, dict) else {}
         plan = self.plan(account, key)
-        est = estimate(len(ctx.body or b"") + extra_bytes, payload, plan.estimate_rules, model)
+        sent = len(ctx.body or b"") + ctx.history_bytes
+        est = estimate(sent, payload, plan.estimate_rules, model)
         now = time.time()
         demand = plan.demand(est, now)
         reservation = Reservation(
