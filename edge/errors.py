@@ -11,6 +11,10 @@ from aiohttp import web
 ApiShape = Literal["openai", "anthropic", "gemini"]
 
 BODY_TOO_LARGE = "Request body exceeds 32 MiB. Reduce the size of your request."
+# Google's error shape carries a code as an ErrorInfo detail in this domain, a delay as RetryInfo.
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+ERROR_DOMAIN = "edge"
 
 # status -> (OpenAI type, Anthropic type, Google status)
 _KINDS: dict[int, tuple[str, str, str]] = {
@@ -78,16 +82,46 @@ def _kinds(status: int) -> tuple[str, str, str]:
     return _KINDS[400] if status < 500 else _KINDS[502]
 
 
+def _retry_seconds(err: GatewayError) -> int | None:
+    for name, value in err.headers.items():
+        if name.lower() == "retry-after" and value.isascii() and value.isdigit():
+            return int(value)
+    return None
+
+
+def _google_details(err: GatewayError) -> list[dict[str, str]]:
+    """Google's own conventions for what its error shape has no field for: the code as an
+    ErrorInfo `reason`, the Retry-After as a RetryInfo `retryDelay`."""
+    details: list[dict[str, str]] = []
+    if err.code:
+        details.append({"@type": ERROR_INFO, "reason": err.code, "domain": ERROR_DOMAIN})
+    seconds = _retry_seconds(err)
+    if seconds is not None:
+        details.append({"@type": RETRY_INFO, "retryDelay": f"{seconds}s"})
+    return details
+
+
 def error_body(shape: ApiShape, err: GatewayError) -> dict[str, object]:
-    """The JSON body of an error in one API's shape."""
+    """The JSON body of an error in one API's shape; its code travels in every shape (OpenAI
+    `error.code`, Anthropic `error.code`, Google `error.details[].reason` of an ErrorInfo)."""
     openai_type, anthropic_type, google_status = _kinds(err.status)
     if shape == "anthropic":
-        return {
-            "type": "error",
-            "error": {"type": err.type or anthropic_type, "message": err.message},
-        }
+        inner: dict[str, object] = {"type": err.type or anthropic_type, "message": err.message}
+        # A refusal that closes the connection (413, 408, an undecodable body) is answered
+        # before the request is understood, with the body Anthropic itself sends for it.
+        if err.code and not err.close:
+            inner["code"] = err.code
+        return {"type": "error", "error": inner}
     if shape == "gemini":
-        return {"error": {"code": err.status, "message": err.message, "status": google_status}}
+        google: dict[str, object] = {
+            "code": err.status,
+            "message": err.message,
+            "status": google_status,
+        }
+        details = _google_details(err)
+        if details:
+            google["details"] = details
+        return {"error": google}
     return {
         "error": {
             "message": err.message,
