@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from edge.appkeys import SETTINGS
+from edge.context import ctx_of
 from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
+from edge.translate.gemini_request import check_field_names
 
 # The connection is closed after a 413: the unread rest of the body must not be parsed as a
 # next request, nor read just to be thrown away.
@@ -46,8 +49,99 @@ async def read_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
+class _Duplicate(Exception):
+    """A key met twice in one object (raised from inside the exact check)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _colons_walked(payload: Any) -> int:
+    """Keys of the parsed value plus the colons in its strings (keys and values)."""
+    total = 0
+    stack: list[Any] = [payload]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            total += len(node)
+            for key, value in node.items():
+                total += key.count(":")
+                kind = type(value)
+                if kind is str:
+                    total += value.count(":")
+                elif kind is dict or kind is list:
+                    stack.append(value)
+        else:
+            for value in node:
+                kind = type(value)
+                if kind is str:
+                    total += value.count(":")
+                elif kind is dict or kind is list:
+                    stack.append(value)
+    return total
+
+
+def _colons_parsed(payload: Any) -> int:
+    """Keys of the parsed value plus the colons in its strings, counted in its compact
+    serialisation: there the only colons are those (orjson escapes none), and writing it in C
+    costs less than a walk in Python unless the body is a few long texts."""
+    try:
+        return orjson.dumps(payload).count(b":")
+    except orjson.JSONEncodeError:  # deeper than orjson writes (254 levels; it reads 1024)
+        return _colons_walked(payload)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _Duplicate(key)
+        seen.add(key)
+
+
+def duplicate_key(raw: bytes, payload: Any) -> str | None:
+    """The first key met twice in one object of the JSON text `raw` (keys compared after
+    unescaping), None when there is none; `payload` is `raw` as already parsed.
+
+    Exact and cheap: in JSON text every key has exactly one colon after it and every other colon
+    is inside a string, written as is or as the escape `\\u003a`. So the raw text's colons and
+    colon escapes equal the parsed keys plus the colons of the parsed strings exactly when no key
+    was dropped as a duplicate (a dropped key, and whatever its dropped value held, make the raw
+    side larger). Only when they differ is the body parsed a second time, keeping every pair, to
+    name the key (or to clear it: a literal "\\u003a" text over-counts)."""
+    raw_colons = raw.count(b":")
+    if b"\\u003" in raw:  # rare: a colon (or a digit, `;<=>?`) written as an escape
+        raw_colons += raw.count(b"\\u003a") + raw.count(b"\\u003A")
+    if raw_colons == _colons_parsed(payload):
+        return None
+    try:
+        json.loads(raw, object_pairs_hook=_pairs)
+    except _Duplicate as found:
+        return found.key
+    except (RecursionError, ValueError) as exc:
+        # Nested deeper than this second parser goes (orjson takes 1024 levels): unchecked.
+        raise bad_request(
+            "Request body is nested too deeply to check for duplicate keys.", code="invalid_body"
+        ) from exc
+    return None
+
+
+def _shown(key: str) -> str:
+    return key if len(key) <= 64 else key[:61] + "..."
+
+
+def _shape(request: web.Request) -> str | None:
+    try:
+        return ctx_of(request).shape
+    except KeyError:  # a request outside the middleware chain
+        return None
+
+
 async def read_json(request: web.Request) -> tuple[bytes, Any]:
-    """The raw body and its JSON value; 400 when it is not a JSON object."""
+    """The raw body and its JSON value; 400 when it is not a JSON object, when any object in it
+    has a key twice (the raw bytes go upstream: a provider might read the other one), and on
+    Gemini routes when one field is set under both of its names."""
     raw = await read_body(request)
     if not raw:
         raise bad_request("Request body is empty; expected a JSON object.")
@@ -57,4 +151,13 @@ async def read_json(request: web.Request) -> tuple[bytes, Any]:
         raise bad_request(f"Request body is not valid JSON: {exc.msg}.") from exc
     if not isinstance(payload, dict):
         raise bad_request("Request body must be a JSON object.")
+    duplicate = duplicate_key(raw, payload)
+    if duplicate is not None:
+        raise bad_request(
+            f"Duplicate key {_shown(duplicate)!r} in the request body.",
+            param=_shown(duplicate),
+            code="duplicate_key",
+        )
+    if _shape(request) == "gemini":
+        check_field_names(payload)
     return raw, payload

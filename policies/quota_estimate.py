@@ -8,12 +8,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from policies.catalog import Model
+from policies.catalog import Endpoint, Model
 from policies.quota import Period, Rules
 
 PERIOD_SECONDS: dict[Period, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-# Where each client API puts its output cap.
-_CAP_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+# Where each client API puts its output cap: the fields its adapter reads and its provider gets
+# (a passthrough sends them as they are). Chat has two, both still accepted by OpenAI-compatible
+# servers: OpenAI refuses a body with both, a server that takes both honours one of them, our
+# adapter sends `max_completion_tokens`; the larger bounds every one of those.
+_CAP_FIELDS: dict[Endpoint, tuple[str, ...]] = {
+    "chat": ("max_completion_tokens", "max_tokens"),
+    "responses": ("max_output_tokens",),
+    "messages": ("max_tokens",),
+    "gemini": (),  # in generationConfig: see _gemini_caps
+}
+# Google's parser takes a field under its JSON name or its proto name (one of each is refused
+# upstream of here, as two spellings of one field); Gemini's adapter reads the same two.
+_GEMINI_CONFIG = ("generationConfig", "generation_config")
+_GEMINI_CAP = ("maxOutputTokens", "max_output_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +42,65 @@ class Estimate:
         return self.input_tokens + self.output_tokens
 
 
-def _positive_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
+def _cap_value(value: Any) -> int | None:
+    """A cap as the most lenient reader would take it: an integer, a whole or fractional number
+    (rounded up) or a numeral in a string (proto JSON and lax parsers take "60000"). A value no
+    reader takes as a positive number (0, true, garbage) is no cap."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        return math.ceil(value)
     return None
 
 
-def requested_cap(payload: Any) -> int | None:
-    """The output cap a request names, in any client API's field."""
+def _largest(values: list[int | None]) -> int | None:
+    caps = [v for v in values if v is not None]
+    return max(caps) if caps else None
+
+
+def _gemini_caps(payload: dict[str, Any]) -> list[int | None]:
+    caps: list[int | None] = []
+    for config_name in _GEMINI_CONFIG:
+        config = payload.get(config_name)
+        if isinstance(config, dict):
+            caps.extend(_cap_value(config.get(name)) for name in _GEMINI_CAP)
+    return caps
+
+
+def requested_cap(payload: Any, endpoint: Endpoint | None = None) -> int | None:
+    """The output cap a request to `endpoint` names, read from the field(s) that go upstream;
+    where one API has two, the larger. With no endpoint, the largest cap named in any API's
+    fields (an upper bound whatever the API, but a foreign field can then stand in for an
+    absent cap: callers that know the endpoint pass it)."""
     if not isinstance(payload, dict):
         return None
-    for name in _CAP_FIELDS:
-        cap = _positive_int(payload.get(name))
-        if cap is not None:
-            return cap
-    config = payload.get("generationConfig") or payload.get("generation_config")
-    if isinstance(config, dict):
-        return _positive_int(config.get("maxOutputTokens") or config.get("max_output_tokens"))
-    return None
+    if endpoint is None:
+        names = tuple(dict.fromkeys(n for fields in _CAP_FIELDS.values() for n in fields))
+        caps = [_cap_value(payload.get(name)) for name in names]
+        return _largest(caps + _gemini_caps(payload))
+    if endpoint == "gemini":
+        return _largest(_gemini_caps(payload))
+    return _largest([_cap_value(payload.get(name)) for name in _CAP_FIELDS[endpoint]])
 
 
-def estimate(body_size: int, payload: Any, rules: Rules, model: Model | None) -> Estimate:
+def estimate(
+    body_size: int,
+    payload: Any,
+    rules: Rules,
+    model: Model | None,
+    endpoint: Endpoint | None = None,
+) -> Estimate:
     """Input bound from the body size, output from the request's cap (or the plan's default),
     never above the model's own output limit; cost from the model's price."""
     input_tokens = math.ceil(body_size / rules.bytes_per_token) if body_size else 0
-    output = requested_cap(payload) or rules.default_max_output_tokens
+    output = requested_cap(payload, endpoint) or rules.default_max_output_tokens
     if model is not None and model.max_output_tokens:
         output = min(output, model.max_output_tokens)
     cost = 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from edge.errors import GatewayError
 from edge.translate import neutral as n
 from edge.translate.common import invalid, opt_dict, opt_int, opt_list, opt_num, unsupported
 from edge.translate.gemini_outbound import HOSTED
@@ -34,11 +36,55 @@ _OPAQUE = frozenset(
     }
 )
 MAX_DEPTH = 64
+# A proto field name (lower_snake_case): the only other spelling Google's parser takes for a
+# field besides its lowerCamelCase JSON name. `max__output_tokens` or `maxOutput_tokens` are
+# neither, so they are not read as `maxOutputTokens` (the quota estimate does not either).
+_PROTO_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 
 
 def _camel(name: str) -> str:
+    if "_" not in name or not _PROTO_NAME.fullmatch(name):
+        return name
     head, *rest = name.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _clash(where: str, first: str, second: str) -> GatewayError:
+    place = f"'{where}'" if where else "the request body"
+    return GatewayError(
+        400,
+        f"Both '{first}' and '{second}' are set in {place}: they are two spellings of one "
+        "field. Send only one of them.",
+        param=f"{where}.{first}" if where else first,
+        code="ambiguous_field",
+    )
+
+
+def check_field_names(body: dict[str, Any]) -> None:
+    """400 when an object of a Gemini request sets one field under both of its names
+    (`maxOutputTokens` and `max_output_tokens`): which one a parser keeps is not ours to guess,
+    and the quota estimate must read the one that goes upstream. The caller's own data
+    (arguments, schemas) keeps its keys as sent and is not checked."""
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node) if _nested(v))
+            continue
+        converted: dict[str, str] = {}  # lowerCamelCase name -> the proto name that gave it
+        for key, item in node.items():
+            name = _camel(key)
+            if name != key:
+                other = name if name in node else converted.get(name)
+                if other is not None:
+                    raise _clash(where, other, key)
+                converted[name] = key
+            if name not in _OPAQUE and _nested(item):
+                stack.append((item, f"{where}.{name}" if where else name))
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, dict | list)
 
 
 def camel_keys(value: Any, depth: int = 0) -> Any:
@@ -52,7 +98,7 @@ def camel_keys(value: Any, depth: int = 0) -> Any:
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = _camel(key) if "_" in key else key
+        name = _camel(key)
         out[name] = item if name in _OPAQUE else camel_keys(item, depth + 1)
     return out
 
@@ -247,6 +293,7 @@ def _extras(body: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any]:
 
 def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Request:
     """Validate a `generateContent` body and convert it; 400 naming the field when wrong."""
+    check_field_names(body)
     body = camel_keys(body)
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
