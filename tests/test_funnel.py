@@ -246,3 +246,14 @@ def test_a_cut_chained_stream_is_charged_its_transcript() -> None:
     assert ctx.usage is not None
     assert ctx.usage.input_tokens == math.ceil(2_020 / Rules().bytes_per_token)
     assert ctx.usage.output_tokens == 3
+
+
+async def test_another_apis_cap_field_does_not_shrink_the_estimate(gateway: Live) -> None:
+    # `max_tokens` is not a Gemini field: the provider never sees it as a cap, so the estimate
+    # must hold the plan's default output cap, over this 3,000-token limit.
+    tenant = await gateway.tenant(quota={"tokens_per_minute": 3000})
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "max_tokens": 1}
+    status, answer = await _post(
+        gateway, tenant.key, "/v1beta/models/local/echo:generateContent", body
+    )
+    assert status == 429, answer

@@ -169,7 +169,9 @@ class QuotaService:
         payload = ctx.payload if isinstance(ctx.payload, dict) else {}
         plan = self.plan(account, key)
         sent = len(ctx.body or b"") + ctx.history_bytes
-        est = estimate(sent, payload, plan.estimate_rules, model)
+        # The cap is read from the fields of the call's own API (another API's is not sent).
+        endpoint = ctx.routes[0].client_api if ctx.routes else None
+        est = estimate(sent, payload, plan.estimate_rules, model, endpoint)
         now = time.time()
         demand = plan.demand(est, now)
         reservation = Reservation(
