@@ -12,6 +12,7 @@ from aiohttp import web
 from edge.appkeys import SETTINGS
 from edge.context import ctx_of
 from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
+from edge.inflate import ENCODINGS, Inflater, TooLarge, undecodable, unsupported
 from edge.translate.gemini_request import check_field_names
 
 # The connection is closed after a 413: the unread rest of the body must not be parsed as a
@@ -24,28 +25,36 @@ BODY_TIMEOUT = GatewayError(
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole (decompressed) body, refused with 413 as soon as it passes the limit, and with
-    408 when it takes longer than the body deadline to arrive."""
+    """The whole (inflated) body, refused with 413 as soon as it passes the limit (inflated
+    bytes counted, `edge.inflate`), and with 408 when it takes longer than the body deadline."""
     settings = request.app[SETTINGS]
     limit = settings.body_limit
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    inflater: Inflater | None = None
+    if encoding and encoding != "identity":
+        if encoding not in ENCODINGS:
+            raise unsupported(encoding)
+        inflater = Inflater(encoding, limit)
     chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(settings.guards.body_timeout):
             async for chunk in request.content.iter_any():
-                size += len(chunk)
+                data = inflater.feed(chunk) if inflater is not None else chunk
+                size += len(data)
                 if size > limit:
-                    chunks.clear()  # the error's traceback keeps this frame alive for a while
-                    raise TOO_LARGE
-                chunks.append(chunk)
+                    raise TooLarge
+                chunks.append(data)
+            if inflater is not None:
+                inflater.finish()
+    except TooLarge:
+        chunks.clear()  # the error's traceback keeps this frame alive for a while
+        raise TOO_LARGE from None
     except TimeoutError:
         raise BODY_TIMEOUT from None
     except web.RequestPayloadError as exc:
-        # A body its Content-Encoding cannot decode (or a broken chunked framing): the client's
-        # error, not ours.
-        raise GatewayError(
-            400, "Request body could not be decoded.", code="invalid_body", close=True
-        ) from exc
+        # A broken chunked framing: the client's error, not ours.
+        raise undecodable() from exc
     return b"".join(chunks)
 
 

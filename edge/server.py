@@ -84,6 +84,9 @@ def make_runner(app: web.Application, shutdown_timeout: float = 30.0) -> web.App
         max_field_size=MAX_FIELD_SIZE,
         max_headers=MAX_HEADERS,
         shutdown_timeout=shutdown_timeout,
+        # Bodies are inflated by edge.inflate, bounded by the body limit, and only when read:
+        # aiohttp's decoder inflated whatever it read, unread bodies of refused requests too.
+        auto_decompress=False,
     )
 
 
