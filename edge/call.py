@@ -14,7 +14,6 @@ from edge.fallback import fallback_chain
 from edge.responses.chain import transcript
 from edge.responses.records import store_call
 from edge.route_table import RouteFacts, requested_model
-from edge.routing import google_spelling
 
 
 async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFacts) -> None:
@@ -23,8 +22,6 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     assert facts.endpoint is not None
     catalog = request.app[SETTINGS].catalog
     name = requested_model(request, facts, ctx.payload)
-    if facts.model_from == "path" and isinstance(name, str):
-        name = google_spelling(catalog, name)
     ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint)
     if facts.endpoint != "responses":
         return

@@ -26,13 +26,25 @@ class Route:
         return self.provider.kind != "local" and self.upstream_api == self.client_api
 
 
+def unknown_model(catalog: Catalog, name: str) -> GatewayError:
+    """400 naming the model, the closest catalog ids, and where the list is."""
+    close = catalog.suggestions(name)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return GatewayError(
+        400,
+        f"{UNKNOWN_MODEL} '{name[:200]}'.{hint} GET /v1/models lists the models you can call.",
+        param="model",
+        code="invalid_model",
+    )
+
+
 def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
     """Resolve a model name for a client API; 400 for unknown or misplaced models."""
     if not isinstance(name, str) or not name:
         raise GatewayError(400, "model is required", param="model", code="missing_parameter")
     model = catalog.resolve(name)
     if model is None:
-        raise GatewayError(400, UNKNOWN_MODEL, param="model", code="invalid_model")
+        raise unknown_model(catalog, name)
     if not model.allows(endpoint):
         raise GatewayError(400, WRONG_ENDPOINT, param="model", code="model_not_available")
     provider = catalog.provider_of(model)
@@ -50,10 +62,3 @@ def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
         client_api=endpoint,
         upstream_api=provider.upstream_api(endpoint),
     )
-
-
-def google_spelling(catalog: Catalog, name: str) -> str:
-    """The catalog name for a Gemini-style model id (`gemini-2.5-flash` is `google/...`)."""
-    if catalog.resolve(name) is None and catalog.resolve(f"google/{name}") is not None:
-        return f"google/{name}"
-    return name

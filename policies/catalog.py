@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,24 @@ class Catalog:
     _index: Mapping[str, Model] = field(repr=False, default_factory=dict)
 
     def resolve(self, name: str) -> Model | None:
-        """Find a model by id or alias (case-insensitive); None when unknown."""
-        return self._index.get(name.lower())
+        """Find a model by any accepted name (case-insensitive); None when unknown.
+
+        Accepted: its id, its aliases (dated snapshots are declared there), its provider's
+        own name for it (`upstream`, when no other model shares it), each of those behind its
+        provider's or its vendor's prefix (`openai/gpt-5.4`, `anthropic/claude-sonnet-4-6`),
+        and any of them behind Google's `models/`."""
+        key = name.lower()
+        found = self._index.get(key)
+        if found is None and key.startswith("models/"):
+            found = self._index.get(key.removeprefix("models/"))
+        return found
+
+    def suggestions(self, name: str, limit: int = 3) -> list[str]:
+        """The catalog ids closest to an unknown name, best first."""
+        key = name.lower().removeprefix("models/")
+        close = difflib.get_close_matches(key, list(self._index), n=limit * 4, cutoff=0.6)
+        ids = list(dict.fromkeys(self._index[c].id for c in close))
+        return ids[:limit]
 
     def provider_of(self, model: Model) -> Provider:
         """The provider serving a model."""
@@ -199,6 +216,11 @@ def build_catalog(
         raw_models += list(extra.get("models", []))
     providers = {name: _provider(name, p, env) for name, p in raw_providers.items()}
     models = tuple(_model(m, providers, n) for n, m in enumerate(raw_models))
+    return Catalog(models=models, providers=providers, _index=_names(models))
+
+
+def _declared(models: tuple[Model, ...]) -> dict[str, Model]:
+    """Ids and aliases: each names one model, or the catalog is invalid."""
     index: dict[str, Model] = {}
     for model in models:
         for name in (model.id, *model.aliases):
@@ -206,8 +228,35 @@ def build_catalog(
             if key in index and index[key] is not model:
                 raise CatalogError(f"model name {name!r} is declared twice")
             index[key] = model
+    return index
+
+
+def _derived(model: Model) -> set[str]:
+    """The other names a client may use for a model: its provider's own name for it, and each
+    name behind its provider's or its vendor's prefix (`openai/`, `google/`...)."""
+    names = {model.id, model.upstream, *model.aliases}
+    prefixes = {model.provider} | {a.split("/", 1)[0] for a in model.aliases if "/" in a}
+    bare = set()
+    for name in names:
+        head, slash, rest = name.partition("/")
+        bare.add(rest if slash and head in prefixes else name)
+    out = {model.upstream} | {f"{p}/{b}" for p in prefixes for b in bare}
+    return {n.lower() for n in out}
+
+
+def _names(models: tuple[Model, ...]) -> dict[str, Model]:
+    """Every accepted name: declared ones first; a derived name two models would share is
+    left out rather than guessed."""
+    index = _declared(models)
+    derived: dict[str, Model | None] = {}
+    for model in models:
+        for name in _derived(model):
+            if name in index:
+                continue
+            derived[name] = model if derived.get(name, model) is model else None
+    index.update({name: model for name, model in derived.items() if model is not None})
     for model in models:
         for fb in model.fallbacks:
             if fb.lower() not in index:
                 raise CatalogError(f"model {model.id!r}: unknown fallback {fb!r}")
-    return Catalog(models=models, providers=providers, _index=index)
+    return index

@@ -47,11 +47,10 @@ def test_codex_is_responses_only() -> None:
 def test_unknown_model() -> None:
     with pytest.raises(GatewayError) as info:
         resolve_route(catalog(), "gpt-9", "chat")
-    assert (info.value.status, info.value.message, info.value.code) == (
-        400,
-        "unknown model",
-        "invalid_model",
-    )
+    assert (info.value.status, info.value.code) == (400, "invalid_model")
+    message = info.value.message
+    assert message.startswith("unknown model 'gpt-9'.")
+    assert "'gpt-5-4'" in message and "GET /v1/models" in message
 
 
 def test_unconfigured_provider_is_a_clear_error() -> None:
@@ -88,3 +87,51 @@ def test_prices() -> None:
     assert model is not None
     assert model.price.cost(1_000_000, 1_000_000) == pytest.approx(17.5)
     assert model.price.cost(1_000_000, 0, cached_tokens=1_000_000) == pytest.approx(0.25)
+
+
+def _names_of(model, providers) -> set[str]:
+    """What a client may send for a model, as the README's Models section says."""
+    prefixes = {model.provider} | {a.split("/", 1)[0] for a in model.aliases if "/" in a}
+    names = {model.id, *model.aliases, model.upstream}
+    bare = {n.split("/", 1)[-1] if n.split("/", 1)[0] in prefixes else n for n in names}
+    names |= {f"{p}/{b}" for p in prefixes for b in bare}
+    return names | {f"models/{n}" for n in names} | {n.upper() for n in names}
+
+
+def test_every_accepted_name_of_every_model_resolves_to_it() -> None:
+    cat = catalog()
+    upstreams = [m.upstream for m in cat.models]
+    for model in cat.models:
+        for name in _names_of(model, cat.providers):
+            if name.lower() in {u.lower() for u in upstreams if upstreams.count(u) > 1}:
+                continue  # shared by two models: left out, never guessed
+            found = cat.resolve(name)
+            assert found is model, (name, found and found.id, model.id)
+
+
+def test_provider_native_names_real_clients_send() -> None:
+    cat = catalog()
+    for name, want in {
+        "gpt-5.4": "gpt-5-4",
+        "gpt-5.4-mini": "gpt-5-4-mini",
+        "openai/gpt-5.4": "gpt-5-4",
+        "claude-haiku-4-5-20251001": "claude-haiku-4-5",
+        "anthropic/claude-sonnet-4-6": "claude-sonnet-4-6",
+        "gemini-2.5-flash": "gemini-2-5-flash",
+        "models/gemini-2.5-flash": "gemini-2-5-flash",
+    }.items():
+        found = cat.resolve(name)
+        assert found is not None and found.id == want, name
+
+
+def test_a_provider_name_two_models_share_is_not_guessed() -> None:
+    extra = {
+        "providers": {"vllm": {"kind": "openai-compatible", "base_url": "http://127.0.0.1:1"}},
+        "models": [
+            {"id": "mirror-a", "provider": "vllm", "upstream": "gpt-5.4"},
+        ],
+    }
+    cat = build_catalog(default_catalog_data(), {}, extra)
+    assert cat.resolve("gpt-5.4") is None  # two models are served under that name
+    assert cat.resolve("gpt-5-4").id == "gpt-5-4"
+    assert cat.resolve("vllm/gpt-5.4").id == "mirror-a"

@@ -22,11 +22,14 @@ def _entry(model_id: str, owner: str, endpoints: list[str], canonical: str) -> d
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """Every model by its id (aliases are accepted too but not listed twice)."""
+    """Every model the caller can call, by its id (other names are accepted but not listed): a
+    model whose provider has no credentials on this gateway would only answer 503."""
     catalog = request.app[SETTINGS].catalog
     data = []
     for model in catalog.models:
         provider = catalog.provider_of(model)
+        if not provider.configured:
+            continue
         data.append(
             _entry(
                 model.id, OWNERS.get(provider.kind, provider.name), list(model.endpoints), model.id
