@@ -49,6 +49,7 @@ class GatewayError(Exception):
         type: str | None = None,
         headers: Mapping[str, str] | None = None,
         close: bool = False,
+        retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -58,6 +59,15 @@ class GatewayError(Exception):
         self.type = type
         self.headers = dict(headers or {})
         self.close = close
+        self.retry = retry  # None: as the status says (see `worth_retrying`)
+
+    @property
+    def worth_retrying(self) -> bool:
+        """Whether the same request may succeed later: said to clients as `x-should-retry`,
+        which the official SDKs obey before their own status rules (they retry 429 and 5xx)."""
+        if self.retry is not None:
+            return self.retry
+        return self.status in (408, 409, 429) or self.status >= 500
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
@@ -141,6 +151,8 @@ def error_response(
         headers["x-request-id"] = request_id
     if shape == "anthropic" and request_id:
         headers["request-id"] = request_id
+    if not err.worth_retrying:
+        headers["x-should-retry"] = "false"
     response = web.Response(
         status=err.status,
         body=orjson.dumps(error_body(shape, err)),

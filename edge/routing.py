@@ -55,6 +55,9 @@ def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
             "on this gateway",
             param="model",
             code="provider_not_configured",
+            # An operator's configuration problem: no retry fixes it, and it is no overload.
+            type="configuration_error",
+            retry=False,
         )
     return Route(
         model=model,

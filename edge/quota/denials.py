@@ -19,6 +19,7 @@ ACCOUNT_BLOCKED = GatewayError(
     code=CODE,
     type="rate_limit_error",
     headers={"Retry-After": "3600"},
+    retry=False,  # only an administrator lifts a block
 )
 
 BUDGET_UNAVAILABLE = GatewayError(
@@ -33,7 +34,12 @@ def limit_exceeded(state: LimitState, needed: int | None = None) -> GatewayError
     """429 with the exact Retry-After of the limit that refused; `needed` when the call's own
     estimate is over the whole limit."""
     message = denial_message(state)
-    if needed is not None and needed > state.limit:
-        message = too_large_message(state, needed)
+    never = needed is not None and needed > state.limit
+    if never:
+        message = too_large_message(state, needed or 0)
     headers = {"Retry-After": str(retry_after(state.reset)), **ratelimit_headers([state])}
-    return GatewayError(429, message, code=CODE, type="rate_limit_error", headers=headers)
+    # A call whose own estimate is over the whole limit fits in no window: retrying it only
+    # spends the client's time (an SDK retried one for two minutes).
+    return GatewayError(
+        429, message, code=CODE, type="rate_limit_error", headers=headers, retry=not never
+    )
