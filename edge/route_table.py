@@ -21,6 +21,8 @@ RouteKind = Literal["public", "admin", "inference"]
 # Where a model call names its model: the JSON body's `model`, or the path (Gemini).
 ModelFrom = Literal["body", "path"]
 GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+# A `{model}:{method}` path segment run whose method is a Gemini model call.
+GEMINI_TARGET = r"[^:]+:(?:generateContent|streamGenerateContent)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +108,27 @@ def requested_model(request: web.Request, facts: RouteFacts, payload: object) ->
     if facts.model_from == "path":
         return gemini_target(request)[0]
     return payload.get("model") if isinstance(payload, dict) else None
+
+
+def _api_prefix(path: str) -> str:
+    """The API prefix a path is under (`/v1`, `/v1beta`, `/ai-gateway/openai/v1`...)."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1] == "ai-gateway":
+        return "/".join(parts[:4])
+    return "/".join(parts[:2])
+
+
+def supported_routes(request: web.Request, limit: int = 16) -> list[str]:
+    """The declared routes under the request's API prefix, for a 404 that says what exists."""
+    prefix = _api_prefix(request.path)
+    table = request.app.get(ROUTE_FACTS) or {}
+    found = [
+        f"{route.method} {route.resource.canonical}".replace(
+            "{target}", "{model}:generateContent|streamGenerateContent"
+        )
+        for route, facts in table.items()
+        if route.resource is not None
+        and facts.kind != "public"
+        and route.resource.canonical.startswith(prefix + "/")
+    ]
+    return list(dict.fromkeys(found))[:limit]

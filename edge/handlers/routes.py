@@ -6,7 +6,15 @@ from aiohttp import web
 
 from edge.handlers import chat, gemini, health, messages, models
 from edge.handlers.responses_routes import setup_responses
-from edge.route_table import CHAT, GEMINI, MESSAGES, OPENAI_READ, PROBE, declare
+from edge.route_table import (
+    CHAT,
+    GEMINI,
+    GEMINI_TARGET,
+    MESSAGES,
+    OPENAI_READ,
+    PROBE,
+    declare,
+)
 
 OPENAI_PREFIXES = ("/v1", "/ai-gateway/mlflow/v1", "/ai-gateway/openai/v1")
 ANTHROPIC_PREFIXES = ("/v1", "/ai-gateway/anthropic/v1")
@@ -28,3 +36,7 @@ def setup_inference(app: web.Application) -> None:
     for prefix in GEMINI_PREFIXES:
         # `{model}:{method}`; a model id may itself contain slashes (`google/gemini-2.5-flash`).
         declare(app, "POST", f"{prefix}/models/{{target:.+}}", gemini.generate, GEMINI)
+        # Clients that name a slashed id without `models/` (`/v1beta/openai/gpt-5.4:generate
+        # Content`, the AI SDK's Google provider): only a Gemini method, so nothing else under
+        # the prefix is taken.
+        declare(app, "POST", f"{prefix}/{{target:{GEMINI_TARGET}}}", gemini.generate, GEMINI)

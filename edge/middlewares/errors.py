@@ -16,7 +16,7 @@ from edge.context import RequestContext, attach
 from edge.errors import BODY_TOO_LARGE, GatewayError, error_response
 from edge.logs import log_request
 from edge.metrics import note_error, record_request
-from edge.route_table import facts_of
+from edge.route_table import facts_of, supported_routes
 from edge.shutdown import begin_request, end_request, finish_response, refuse_when_stopping
 from edge.store import StoreUnavailable
 
@@ -40,10 +40,15 @@ def _request_id(request: web.Request) -> str:
     return "req_" + os.urandom(16).hex()  # as unique as a uuid4, without building one
 
 
-def _from_http_exception(exc: web.HTTPException) -> GatewayError:
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> GatewayError:
     if exc.status == 413:
         return GatewayError(413, BODY_TOO_LARGE, code="request_too_large", close=True)
     message = _HTTP_MESSAGES.get(exc.status) or exc.reason or "Request failed"
+    if exc.status == 404:
+        routes = supported_routes(request)
+        served = f" Routes under this prefix: {'; '.join(routes)}." if routes else ""
+        message = f"No route for {request.method} {request.path[:200]}.{served}"
+        return GatewayError(404, message, code="route_not_found", retry=False)
     headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
     return GatewayError(exc.status, message, headers=headers)
 
@@ -69,7 +74,7 @@ async def _respond(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(ctx.shape, _from_http_exception(exc), ctx.request_id)
+        return error_response(ctx.shape, _from_http_exception(request, exc), ctx.request_id)
     except (ConnectionResetError, asyncio.CancelledError):
         raise  # the client went away: nothing to answer
     except Exception:  # the last line of defence: log it, never show a traceback
