@@ -17,7 +17,11 @@ from edge.translate.gemini_outbound import SKIP_SIGNATURE, gemini_body
 from edge.translate.gemini_render import GeminiStreamRenderer, render_gemini
 from edge.translate.gemini_request import parse_gemini_request
 from edge.translate.gemini_schema import to_json_schema
-from edge.translate.gemini_upstream import decode_gemini_stream
+from edge.translate.gemini_upstream import (
+    decode_gemini_stream,
+    first_call_events,
+    first_call_only,
+)
 from edge.usage import Usage
 from tests.support.readers import read_gemini_array, read_gemini_stream
 from tests.support.recordings import recordings
@@ -400,5 +404,29 @@ def test_settings_only_some_providers_take() -> None:
     assert (body["seed"], body["presence_penalty"], body["top_k"]) == (7, 0.5, 4)
     req.tools = [n.ToolSpec(name="f")]
     req.parallel_tool_calls = False
-    with pytest.raises(GatewayError, match="parallel_tool_calls"):
-        gemini_body(req)
+    body = gemini_body(req)  # no Gemini field for it: the adapter keeps the first call only
+    assert "parallel" not in orjson.dumps(body).decode().lower()
+
+
+def _two_calls() -> dict[str, Any]:
+    calls = [{"functionCall": {"name": n_, "args": {"x": i}}} for i, n_ in enumerate("fg")]
+    return {"candidates": [{"content": {"role": "model", "parts": calls}, "finishReason": "STOP"}]}
+
+
+def test_one_call_at_a_time_keeps_the_first_call_of_a_whole_answer() -> None:
+    answer = first_call_only(gemini_response(_two_calls()))
+    calls = [i for i in answer.items if isinstance(i, n.ToolCall)]
+    assert [c.name for c in calls] == ["f"] and answer.stop_reason == "tool_calls"
+
+
+async def test_one_call_at_a_time_keeps_the_first_call_of_a_stream() -> None:
+    chunk = _two_calls()
+
+    async def source() -> AsyncIterator[SSEEvent]:
+        yield SSEEvent(b"", data=orjson.dumps(chunk).decode())
+
+    events = [e async for e in first_call_events(decode_gemini_stream(source()))]
+    starts = [e for e in events if isinstance(e, n.ToolCallStart)]
+    assert [s.name for s in starts] == ["f"]
+    assert all(e.index == 0 for e in events if isinstance(e, n.ToolCallDelta))
+    assert isinstance(events[-1], n.Finish) and events[-1].stop_reason == "tool_calls"

@@ -183,8 +183,8 @@ def gemini_body(req: n.Request) -> dict[str, Any]:
         body["tools"] = tools
     if req.tool_choice is not None and req.tools:
         body["toolConfig"] = _tool_config(req.tool_choice)
-    if req.parallel_tool_calls is False and req.tools:
-        raise unsupported("'parallel_tool_calls': false", API, "parallel_tool_calls")
+    # `parallel_tool_calls: false` has no Gemini field: the adapter keeps the turn's first
+    # call only (`gemini_upstream.first_call_only`).
     extras = extras_for(req, "gemini")
     safety = extras.pop("safetySettings", None)
     if safety is not None:

@@ -40,6 +40,29 @@ async def decode_gemini_stream(source: AsyncIterator[SSEEvent]) -> AsyncGenerato
         yield out
 
 
+def first_call_only(resp: n.Response) -> n.Response:
+    """`parallel_tool_calls: false` on Gemini, which has no such switch: the turn keeps its
+    first function call only, as a model told to call one tool at a time would have made."""
+    seen = False
+    items: list[n.Item] = []
+    for item in resp.items:
+        if isinstance(item, n.ToolCall):
+            if seen:
+                continue
+            seen = True
+        items.append(item)
+    resp.items = items
+    return resp
+
+
+async def first_call_events(events: AsyncIterator[n.Event]) -> AsyncGenerator[n.Event, None]:
+    """The stream form of `first_call_only`: the second and later calls' events are dropped."""
+    async for event in events:
+        if isinstance(event, n.ToolCallStart | n.ToolCallDelta) and event.index > 0:
+            continue
+        yield event
+
+
 class GeminiUpstream:
     """Speaks the Gemini API to the provider."""
 
@@ -48,7 +71,8 @@ class GeminiUpstream:
         url = gemini_url(up.route.provider.base_url, req.model, "generateContent", sse=False)
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
-            return gemini_response(await read_json(resp, up.body_limit)), passed
+            answer = gemini_response(await read_json(resp, up.body_limit))
+            return (first_call_only(answer) if req.parallel_tool_calls is False else answer), passed
 
     @contextlib.asynccontextmanager
     async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
@@ -57,5 +81,7 @@ class GeminiUpstream:
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
             events = decode_gemini_stream(sse_events(resp, up.body_limit))
+            if req.parallel_tool_calls is False:
+                events = first_call_events(events)
             async with contextlib.aclosing(events):
                 yield StreamCall(events=events, headers=passed)
