@@ -20,6 +20,7 @@ from edge.translate.common import unsupported
 from edge.translate.responses_items import input_items
 from edge.translate.responses_wire import event_type, members
 from edge.translate.upstream import StreamCall, UpstreamContext
+from edge.translate.upstream_http import malformed
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import open_upstream
 from edge.upstream.errors import scrub, upstream_error
@@ -251,6 +252,31 @@ class _StreamState:
             raise _failure(data)
         return []
 
+# The member each converted event cannot do without: an event cut short before it (a text
+# delta cut inside its string) would silently shorten the answer.
+_NEEDED: dict[str, str] = {
+    **dict.fromkeys(_DELTAS, "delta"),
+    **{kind: name for kind, (_, name, _) in _DONES.items()},
+    "response.function_call_arguments.delta": "delta",
+    "response.function_call_arguments.done": "arguments",
+    "response.output_item.added": "item",
+    "response.output_item.done": "item",
+    "response.completed": "response",
+    "response.incomplete": "response",
+}
+
+
+def _complete(kind: str | None, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The event's members, or a malformed-event error when what it carries was cut off."""
+    if data is None:
+        if kind is None:
+            return None  # no type, no data: nothing a client would have seen
+        raise malformed(f"a {kind[:80]} event is not JSON")
+    needed = _NEEDED.get(kind or "")
+    if needed is not None and needed not in data:
+        raise malformed(f"a {kind} event was cut short")
+    return data
+
 
 async def _events(upstream: aiohttp.ClientResponse, limit: int) -> AsyncIterator[n.Event]:
     parser = SSEParser()
@@ -261,8 +287,8 @@ async def _events(upstream: aiohttp.ClientResponse, limit: int) -> AsyncIterator
         if received > limit:
             raise GatewayError(502, "The upstream provider's response was too large.")
         for event in parser.feed(chunk):
-            data = members(event.data)
             kind = event_type(event)
+            data = _complete(kind, members(event.data))
             if data is None or kind is None:
                 continue
             for converted in state.convert(kind, data):
