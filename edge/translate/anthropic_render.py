@@ -9,6 +9,7 @@ import orjson
 from edge.errors import GatewayError, error_body
 from edge.sse import encode
 from edge.translate import neutral as n
+from edge.translate.common import new_id
 from edge.translate.jsontext import tool_input
 from edge.usage import Usage
 
@@ -60,12 +61,22 @@ def _block(item: n.Item) -> dict[str, Any] | None:
     return None
 
 
+def message_id(answer_id: str) -> str:
+    """A Messages id (`msg_...`) for any provider's answer id (`resp_...`, `chatcmpl-...`)."""
+    if answer_id.startswith("msg_"):
+        return answer_id
+    for prefix in ("resp_", "chatcmpl-", "chatcmpl_"):
+        if answer_id.startswith(prefix):
+            return "msg_" + answer_id.removeprefix(prefix)
+    return "msg_" + answer_id if answer_id else new_id("msg_")
+
+
 def render_message(resp: n.Response) -> dict[str, Any]:
     """A whole `message` object."""
     content = [block for item in resp.items if (block := _block(item)) is not None]
     refusal = "".join(i.refusal or "" for i in resp.items if isinstance(i, n.Message))
     return {
-        "id": resp.id,
+        "id": message_id(resp.id),
         "type": "message",
         "role": "assistant",
         "model": resp.model,
@@ -120,7 +131,7 @@ class MessagesStreamRenderer:
 
     def _message_start(self, event: n.Start) -> bytes:
         message: dict[str, Any] = {
-            "id": event.id,
+            "id": message_id(event.id),
             "type": "message",
             "role": "assistant",
             "model": event.model,

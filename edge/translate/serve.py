@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import aiohttp
@@ -72,6 +73,9 @@ async def serve(
     adapter = adapter_for(route)
     if not req.stream:
         resp, headers = await adapter.complete(up, req)
+        # What the provider left out, every client API still has: the model and a time.
+        resp.model = resp.model or req.model
+        resp.created = resp.created or int(time.time())
         ctx.usage = resp.usage
         whole = web.Response(body=client.render_response(resp), content_type="application/json")
         for name, value in headers:
@@ -83,6 +87,9 @@ async def serve(
         # The first event is awaited before any byte is sent, so an early failure is still an
         # ordinary JSON error with its status.
         first = await anext(events)
+        if isinstance(first, n.Start):
+            first.model = first.model or req.model
+            first.created = first.created or int(time.time())
         _track_usage(ctx, first)
         renderer = client.stream_renderer()
         response = await start_stream(
