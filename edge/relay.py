@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import orjson
@@ -18,29 +15,18 @@ from edge.metrics import note_error
 from edge.partial_usage import charge_cut_stream
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.streaming import start_stream
-from edge.upstream.client import open_upstream
+from edge.upstream.client import (
+    TOO_LARGE,
+    interrupted,
+    open_upstream,
+    read_capped,
+    read_error_body,
+)
 from edge.upstream.errors import body_retry_after, relayable, upstream_error
 from edge.upstream.headers import forwarded
-from edge.usage import Usage
+from edge.upstream.wire import WireSpec
 
 log = logging.getLogger(__name__)
-INTERRUPTED = "The upstream provider's stream was interrupted."
-TOO_LARGE = "The upstream provider's response exceeded the gateway's size limit."
-
-
-@dataclass(frozen=True, slots=True)
-class WireSpec:
-    """What the relay must know of one API's wire format."""
-
-    usage_from_body: Callable[[Any], Usage | None]
-    # Reads one stream event; returns its usage, if it carries any.
-    usage_from_event: Callable[[SSEEvent], Usage | None]
-    is_terminal: Callable[[SSEEvent], bool]
-    stream_error: Callable[[GatewayError], bytes]
-    # Events to hold back from the client (e.g. a usage chunk the gateway asked for itself).
-    hide_event: Callable[[SSEEvent], bool] | None = None
-    # Bytes to send instead of a malformed event the client's SDK could not parse (None: as is).
-    repair_event: Callable[[SSEEvent], bytes | None] | None = None
 
 
 def _outgoing(spec: WireSpec, event: SSEEvent) -> bytes | None:
@@ -52,21 +38,6 @@ def _outgoing(spec: WireSpec, event: SSEEvent) -> bytes | None:
         if repaired is not None:
             return repaired
     return event.raw
-
-
-async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """A whole upstream body, refused once it passes `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            # The error's traceback keeps this frame (and what it holds) alive until a garbage
-            # collection pass: a request's error is stored in its context, which is in the frame.
-            chunks.clear()
-            raise GatewayError(502, TOO_LARGE, code="upstream_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def relay(
@@ -84,7 +55,7 @@ async def relay(
     ) as upstream:
         passed = forwarded(upstream.headers.items())
         if upstream.status >= 400:
-            raw = await read_capped(upstream, 1024 * 1024)
+            raw = await read_error_body(upstream)
             if relayable(upstream.status, raw):
                 # Same API on both sides and nothing to hide: the provider's own error, exact.
                 return _exact_error(upstream, raw, passed)
@@ -119,7 +90,7 @@ async def _whole(
     try:
         raw = await read_capped(upstream, limit)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise GatewayError(502, INTERRUPTED, code="upstream_interrupted") from exc
+        raise interrupted() from exc
     try:
         ctx.usage = spec.usage_from_body(orjson.loads(raw))
     except orjson.JSONDecodeError:
@@ -168,11 +139,11 @@ async def _stream(
                 ctx.stream_events += 1
                 await response.write(data)
         if not ended:
-            raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+            raise interrupted()
     except GatewayError as err:
         await _terminal(ctx, response, spec, err)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
-        cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+        cut = interrupted()
         await _terminal(ctx, response, spec, cut)
     finally:
         if not ended:  # cut by the client, the provider or a limit: charge what was done

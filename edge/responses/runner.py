@@ -19,7 +19,6 @@ from aiohttp import web
 from edge.appkeys import HTTP, SETTINGS
 from edge.errors import GatewayError
 from edge.quota.reservation import Reservation
-from edge.relay import INTERRUPTED, read_capped
 from edge.responses.state import RunLog, failed_events
 from edge.routing import Route, resolve_route
 from edge.sse import SSEError, SSEParser
@@ -29,7 +28,7 @@ from edge.translate.responses_request import ResponseParams, to_neutral_request
 from edge.translate.responses_wire import LIFECYCLE, TERMINAL, event_type, members
 from edge.translate.upstream import UpstreamContext, adapter_for
 from edge.upstream.auth import upstream_headers
-from edge.upstream.client import open_upstream
+from edge.upstream.client import interrupted, open_upstream, read_error_body
 from edge.upstream.errors import upstream_error
 from edge.usage import from_openai_responses
 
@@ -86,7 +85,7 @@ async def _neutral(
     except GatewayError as err:
         closing = events.fail(err)
     except CUT:
-        closing = events.fail(GatewayError(502, INTERRUPTED, code="upstream_interrupted"))
+        closing = events.fail(interrupted())
     assert events.final is not None
     # Our own closing events are logged with the end, and not charged as the provider's.
     await run_log.end(closing, events.final, final_usage)
@@ -119,7 +118,7 @@ async def _passthrough(
             admitted=admitted_of(run_log),
         ) as upstream:
             if upstream.status >= 400:
-                raw = await read_capped(upstream, 1 << 20)
+                raw = await read_error_body(upstream)
                 raise upstream_error(upstream.status, raw, [])
             parser = SSEParser()
             async for chunk in upstream.content.iter_any():
@@ -144,11 +143,11 @@ async def _passthrough(
                         return
                     batch.append(data)
                 await run_log.emit(batch)
-            raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+            raise interrupted()
     except GatewayError as err:
         failure = err
     except CUT:
-        failure = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+        failure = interrupted()
     snapshot = shell.render("in_progress", [items[i] for i in sorted(items)])
     closing, failed = failed_events(snapshot, failure)
     await run_log.end(closing, failed, None)

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 
-from edge.relay import WireSpec
 from edge.sse import SSEEvent
 from edge.translate.anthropic_render import messages_stream_error
 from edge.translate.upstream_http import malformed
+from edge.upstream.wire import WireSpec
 from edge.usage import Usage, from_anthropic
 
 _USAGE_EVENTS = ("message_start", "message_delta")

@@ -14,12 +14,12 @@ from edge.translate.upstream import StreamCall, UpstreamContext
 from edge.translate.upstream_http import (
     Forwarded,
     event_json,
-    interrupted,
     post_json,
     read_json,
     sse_events,
 )
 from edge.upstream.auth import upstream_headers
+from edge.upstream.client import interrupted
 
 
 def gemini_url(base_url: str | None, model: str, method: str, sse: bool) -> str:

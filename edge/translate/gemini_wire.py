@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from edge.relay import WireSpec
 from edge.sse import SSEEvent
 from edge.translate.gemini_render import gemini_error_event
+from edge.upstream.wire import WireSpec
 from edge.usage import Usage, from_gemini
 
 

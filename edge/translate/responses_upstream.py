@@ -13,7 +13,6 @@ import aiohttp
 import orjson
 
 from edge.errors import GatewayError
-from edge.relay import INTERRUPTED, read_capped
 from edge.sse import SSEParser
 from edge.translate import neutral as n
 from edge.translate.common import unsupported
@@ -22,7 +21,7 @@ from edge.translate.responses_wire import event_type, members
 from edge.translate.upstream import StreamCall, UpstreamContext
 from edge.translate.upstream_http import malformed
 from edge.upstream.auth import upstream_headers
-from edge.upstream.client import open_upstream
+from edge.upstream.client import interrupted, open_upstream, read_capped, read_error_body
 from edge.upstream.errors import scrub, upstream_error
 from edge.upstream.headers import forwarded
 from edge.usage import Usage, from_openai_responses
@@ -295,7 +294,7 @@ async def _events(upstream: aiohttp.ClientResponse, limit: int) -> AsyncIterator
                 yield converted
             if state.done:
                 return
-    raise GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+    raise interrupted()
 
 
 class ResponsesUpstream:
@@ -334,5 +333,5 @@ class ResponsesUpstream:
         ) as upstream:
             passed = forwarded(upstream.headers.items())
             if upstream.status >= 400:
-                raise upstream_error(upstream.status, await read_capped(upstream, 1 << 20), passed)
+                raise upstream_error(upstream.status, await read_error_body(upstream), passed)
             yield StreamCall(events=_events(upstream, up.body_limit), headers=passed)

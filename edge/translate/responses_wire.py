@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from edge.errors import GatewayError, error_body
-from edge.relay import WireSpec
 from edge.sse import SSEEvent
 from edge.translate.responses_client import sse_bytes
 from edge.translate.responses_object import error_json
+from edge.upstream.wire import WireSpec
 from edge.usage import Usage, from_openai_responses
 
 LIFECYCLE = frozenset(

@@ -14,12 +14,12 @@ from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.metrics import note_error
 from edge.partial_usage import charge_cut_stream
-from edge.relay import INTERRUPTED
 from edge.routing import Route
 from edge.sse import SSEError
 from edge.streaming import start_stream
 from edge.translate import neutral as n
 from edge.translate.upstream import UpstreamContext, adapter_for
+from edge.upstream.client import interrupted
 
 
 class StreamRenderer(Protocol):
@@ -111,7 +111,7 @@ async def serve(
             note_error(ctx, err)
             await response.write(client.stream_error(err))
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError):
-            cut = GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+            cut = interrupted()
             note_error(ctx, cut)
             await response.write(client.stream_error(cut))
         finally:

@@ -10,20 +10,19 @@ import aiohttp
 import orjson
 
 from edge.errors import GatewayError
-from edge.relay import INTERRUPTED, TOO_LARGE, read_capped
 from edge.sse import SSEError, SSEEvent, SSEParser
 from edge.translate.upstream import UpstreamContext
-from edge.upstream.client import open_upstream
+from edge.upstream.client import (
+    TOO_LARGE,
+    interrupted,
+    open_upstream,
+    read_capped,
+    read_error_body,
+)
 from edge.upstream.errors import upstream_error
 from edge.upstream.headers import forwarded
 
-ERROR_BODY_LIMIT = 1024 * 1024
 Forwarded = list[tuple[str, str]]
-
-
-def interrupted() -> GatewayError:
-    """The provider's answer broke off."""
-    return GatewayError(502, INTERRUPTED, code="upstream_interrupted")
 
 
 def malformed(detail: str) -> GatewayError:
@@ -43,7 +42,7 @@ async def post_json(
         passed = forwarded(resp.headers.items())
         if resp.status >= 400:
             try:
-                raw = await read_capped(resp, ERROR_BODY_LIMIT)
+                raw = await read_error_body(resp)
             except (aiohttp.ClientError, TimeoutError):
                 raw = b""
             raise upstream_error(resp.status, raw, passed)

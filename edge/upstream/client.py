@@ -16,6 +16,10 @@ from edge.settings import Timeouts
 
 UNREACHABLE = "The upstream provider could not be reached. Retry the request."
 TIMED_OUT = "The upstream provider did not answer in time."
+INTERRUPTED = "The upstream provider's stream was interrupted."
+TOO_LARGE = "The upstream provider's response exceeded the gateway's size limit."
+# How much of a provider's error body is read: enough for any real error, never a stream.
+ERROR_BODY_LIMIT = 1 << 20
 READ_BUFFER = 64 * 1024
 # The kernel's receive buffer on provider connections (Linux doubles it). Left to autotuning
 # it grows to megabytes while the answer flows fast, and all of that stays queued for a
@@ -111,3 +115,29 @@ async def open_upstream(
             response.release()
         else:
             response.close()
+
+
+def interrupted() -> GatewayError:
+    """The provider's stream broke off before its end (a new error each time: one shared
+    instance would keep the last traceback alive)."""
+    return GatewayError(502, INTERRUPTED, code="upstream_interrupted")
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """A whole upstream body, refused once it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            # The error's traceback keeps this frame (and what it holds) alive until a garbage
+            # collection pass: a request's error is stored in its context, which is in the frame.
+            chunks.clear()
+            raise GatewayError(502, TOO_LARGE, code="upstream_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_error_body(response: aiohttp.ClientResponse) -> bytes:
+    """A provider's error body, up to `ERROR_BODY_LIMIT`."""
+    return await read_capped(response, ERROR_BODY_LIMIT)
