@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 DEFAULT_HOST_PATTERN = r"^(?P<branch>br-[a-z0-9][a-z0-9-]*?)-api\."
 BRANCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -26,6 +27,23 @@ def in_lineage(parents: Mapping[str, str | None], bound: str, requested: str) ->
             return True
         current = parents[current]
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What a credential reaches: everything of its account when unbound (`bound` None), else
+    its bound branch and that branch's descendants, given the account's child -> parent links."""
+
+    bound: str | None
+    parents: Mapping[str, str | None]
+
+    def covers(self, branch: str | None) -> bool:
+        """Whether something on `branch` is within reach; `None` means account-wide (an unbound
+        key, a root branch's parent, a response stored before responses recorded a branch),
+        which only an unbound credential reaches."""
+        if self.bound is None:
+            return True
+        return branch is not None and in_lineage(self.parents, self.bound, branch)
 
 
 def valid_branch_id(branch_id: str) -> bool:

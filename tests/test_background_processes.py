@@ -232,6 +232,7 @@ async def test_a_job_claimed_by_a_dead_process_before_it_started_is_run(
         input_items=items,
         status="queued",
         background=True,
+        branch="br-main",  # made on the tenant key's branch, which alone reads it back
         job={
             "params": params.to_json(),
             "model": "local/echo",

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge.admin import audit
-from edge.admin.access import not_found, principal, require_account_access, require_global
+from edge.admin.access import (
+    lineage,
+    not_found,
+    principal,
+    require_account_access,
+    require_global,
+    wider_than_caller,
+)
 from edge.admin.validate import Field, body, field_error
 from edge.appkeys import QUOTA, STORE
 from edge.errors import GatewayError
@@ -89,13 +96,18 @@ async def unblock_account(request: web.Request) -> web.Response:
 
 
 async def create_branch(request: web.Request) -> web.Response:
-    """POST /admin/v1/accounts/{account}/branches."""
+    """POST /admin/v1/accounts/{account}/branches: a caller bound to a branch creates below it."""
     account = await load_account(request, request.match_info["account"])
     data = await body(request, {"id": ID, "parent": Field((str,), nullable=True, max_length=64)})
     if not valid_branch_id(data["id"]):
         raise field_error("id", "use letters, digits, '_' and '-' (at most 63)")
     store = request.app[STORE]
     parent = data.get("parent")
+    reach = await lineage(request)
+    if not reach.covers(parent):
+        # Never a root branch, never beside or above the caller's; unknown parents alike.
+        rule = f"can only create branches below {reach.bound}"
+        raise wider_than_caller(reach.bound, rule, "parent")
     if parent is not None and parent not in await store.identity.branches(account.id):
         raise field_error("parent", f"no branch {parent} in account {account.id}")
     branch = Branch(id=data["id"], account=account.id, parent=parent)
@@ -112,20 +124,23 @@ async def create_branch(request: web.Request) -> web.Response:
 
 
 async def list_branches(request: web.Request) -> web.Response:
-    """GET /admin/v1/accounts/{account}/branches."""
+    """GET /admin/v1/accounts/{account}/branches: a caller bound to a branch sees its lineage."""
     account = await load_account(request, request.match_info["account"])
     tree = await request.app[STORE].identity.branches(account.id)
-    data = [b.to_json() for b in sorted(tree.values(), key=lambda b: b.created_at)]
+    reach = await lineage(request)
+    visible = (b for b in tree.values() if reach.covers(b.id))
+    data = [b.to_json() for b in sorted(visible, key=lambda b: b.created_at)]
     return web.json_response({"object": "list", "data": data})
 
 
 async def delete_branch(request: web.Request) -> web.Response:
-    """DELETE /admin/v1/accounts/{account}/branches/{branch}: leaves only."""
+    """DELETE /admin/v1/accounts/{account}/branches/{branch}: leaves only, in the caller's
+    lineage (a branch outside it answers 404 like an unknown one)."""
     account = await load_account(request, request.match_info["account"])
     branch_id = request.match_info["branch"]
     store = request.app[STORE]
     tree = await store.identity.branches(account.id)
-    if branch_id not in tree:
+    if branch_id not in tree or not (await lineage(request)).covers(branch_id):
         raise not_found("branch")
     children = sorted(b.id for b in tree.values() if b.parent == branch_id)
     if children:

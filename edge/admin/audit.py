@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.admin.access import principal, require_account_access
+from edge.admin.access import principal, require_account_access, require_unbound
 from edge.admin.validate import field_error
 from edge.appkeys import STORE
 from edge.store.audit import AuditEntry
@@ -58,6 +58,8 @@ async def list_audit(request: web.Request) -> web.Response:
         if len(account) > 64:
             raise field_error("account", "longer than 64")
         require_account_access(request, account)
+    # The log names every branch and key of the account: not for a branch-bound credential.
+    require_unbound(request, "the audit log")
     limit = _limit(request.query.get("limit"))
     before = request.query.get("before") or None
     if before is not None and not _ENTRY_ID.match(before):

@@ -8,7 +8,13 @@ import time
 from aiohttp import web
 
 from edge.admin import audit
-from edge.admin.access import not_found, principal, require_account_access
+from edge.admin.access import (
+    lineage,
+    not_found,
+    principal,
+    require_account_access,
+    wider_than_caller,
+)
 from edge.admin.accounts import load_account
 from edge.admin.validate import Field, body, field_error
 from edge.appkeys import QUOTA, SETTINGS, STORE
@@ -20,11 +26,16 @@ MAX_GRACE = 7 * 86400
 
 
 async def load_key(request: web.Request) -> KeyRecord:
-    """The key named in the path, if the caller may see it; else 404."""
+    """The key named in the path, if the caller may see it; else 404.
+
+    A caller bound to a branch sees the keys bound to that branch or a descendant; an unbound
+    key (wider than the caller) and a key bound elsewhere answer 404 like an unknown id."""
     key = await request.app[STORE].identity.get_key(request.match_info["key_id"])
     if key is None:
         raise not_found("key")
     require_account_access(request, key.account, "key")
+    if not (await lineage(request)).covers(key.branch):
+        raise not_found("key")
     return key
 
 
@@ -49,6 +60,11 @@ async def create_key(request: web.Request) -> web.Response:
         raise field_error("plan", f"unknown plan; one of {request.app[QUOTA].plans.names()}")
     store = request.app[STORE]
     branch = data.get("branch")
+    reach = await lineage(request)
+    if not reach.covers(branch):
+        # Checked before the branch's existence: an unknown branch is refused the same way.
+        rule = f"can only create keys bound to {reach.bound} or a branch below it"
+        raise wider_than_caller(reach.bound, rule, "branch")
     if branch is not None and branch not in await store.identity.branches(account.id):
         raise field_error("branch", f"no branch {branch} in account {account.id}")
     key_id, secret = new_api_key()
@@ -69,14 +85,16 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    """GET /admin/v1/keys?account=..."""
+    """GET /admin/v1/keys?account=...: a caller bound to a branch lists its lineage's keys."""
     account = request.query.get("account") or principal(request).account
     if account is not None:
         if len(account) > 64:
             raise field_error("account", "longer than 64")
         require_account_access(request, account)
     keys = await request.app[STORE].identity.list_keys(account)
-    return web.json_response({"object": "list", "data": [k.public() for k in keys]})
+    reach = await lineage(request)
+    data = [k.public() for k in keys if reach.covers(k.branch)]
+    return web.json_response({"object": "list", "data": data})
 
 
 async def get_key(request: web.Request) -> web.Response:

@@ -10,8 +10,11 @@ JSON = "application/json"
 _ERRORS = {
     "400": "Invalid request: the message and `param` name the field.",
     "401": "Missing or invalid admin credential.",
-    "403": "The credential lacks ai_gateway:admin, or the operation needs a global admin.",
-    "404": "No such record, or a record of another account.",
+    "403": "The credential lacks ai_gateway:admin, the operation needs a global admin, or a "
+    "credential bound to a branch asks for something outside that branch's lineage "
+    "(`branch_not_allowed`).",
+    "404": "No such record, or a record of another account or outside a branch-bound "
+    "credential's lineage.",
     "409": "Conflicts with the current state.",
     "503": "The store is unreachable; retry shortly.",
 }

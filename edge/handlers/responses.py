@@ -13,7 +13,7 @@ from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
 from edge.fallback import with_fallbacks
 from edge.relay import relay
-from edge.responses.records import save, store_call
+from edge.responses.records import require_chain_in_reach, save, store_call
 from edge.responses.state import encode_event
 from edge.responses.tail import tail
 from edge.route_table import admitted_routes
@@ -98,6 +98,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     recorded = {k: payload[k] for k in ("tags", "trace") if payload.get(k) is not None}
     ctx.extra.update({f"responses.{k}": v for k, v in recorded.items()})
     history = ctx.history  # loaded before admission (`edge.call`), so it was estimated
+    if params.previous_response_id is not None:
+        # A credential bound to a branch chains only from responses made in its lineage.
+        await require_chain_in_reach(request, _account(ctx), params.previous_response_id)
 
     async def attempt(route: Route) -> web.StreamResponse:
         """Answer with one model of the fallback chain."""
@@ -144,6 +147,7 @@ async def _passthrough(
         params.store,
         params.previous_response_id,
         _recorded(ctx),
+        ctx.branch,
     )
     return response
 
@@ -170,6 +174,7 @@ async def _translated(
         params.store,
         params.previous_response_id,
         _recorded(ctx),
+        ctx.branch,
     )
     return response
 
@@ -209,6 +214,7 @@ async def _enqueue(
         background=True,
         job=job,
         recorded=_recorded(ctx),
+        branch=ctx.branch,
     )
     events = [
         {"type": "response.created", "response": queued},

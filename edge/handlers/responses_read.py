@@ -1,4 +1,5 @@
-"""GET and DELETE /v1/responses/{id}, its input items, its event stream, and cancel."""
+"""GET and DELETE /v1/responses/{id}, its input items, its event stream, and cancel: each for
+the caller's account and, when its credential is bound to a branch, that branch's lineage."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from edge.appkeys import STORE
 from edge.context import ctx_of
 from edge.errors import GatewayError, bad_request
 from edge.responses import state
-from edge.responses.records import load, store_call
+from edge.responses.records import load, reach_of, store_call
 from edge.responses.tail import tail
+from edge.store.responses import StoredResponse
 
 
 def _account(request: web.Request) -> str:
@@ -20,6 +22,12 @@ def _account(request: web.Request) -> str:
     if account is None:
         raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
     return account
+
+
+async def _load(request: web.Request, account: str) -> StoredResponse:
+    """The response named in the path, if the caller reaches it; else 404 as for unknown ids."""
+    reach = await reach_of(request)
+    return await load(request.app, account, request.match_info["response_id"], reach)
 
 
 def _json(body: Any) -> web.Response:
@@ -43,7 +51,7 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
 
 async def get_response(request: web.Request) -> web.StreamResponse:
     """The stored object, or with `stream=true` its events after `starting_after`."""
-    record = await load(request.app, _account(request), request.match_info["response_id"])
+    record = await _load(request, _account(request))
     if request.query.get("stream", "").lower() not in ("true", "1"):
         return _json(record.response)
     if not record.background:
@@ -59,7 +67,7 @@ async def get_response(request: web.Request) -> web.StreamResponse:
 async def delete_response(request: web.Request) -> web.Response:
     """Delete a stored response (cancelling it first if it is still running)."""
     account = _account(request)
-    record = await load(request.app, account, request.match_info["response_id"])
+    record = await _load(request, account)
     with store_call():
         if record.background and not record.terminal:
             await state.cancel(request.app, record)
@@ -69,7 +77,7 @@ async def delete_response(request: web.Request) -> web.Response:
 
 async def list_input_items(request: web.Request) -> web.Response:
     """The response's own input items, paginated with `limit`, `after` and `order`."""
-    record = await load(request.app, _account(request), request.match_info["response_id"])
+    record = await _load(request, _account(request))
     limit = _int(request, "limit", 20, 1, 100)
     order = request.query.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -97,7 +105,7 @@ async def list_input_items(request: web.Request) -> web.Response:
 async def cancel_response(request: web.Request) -> web.Response:
     """Cancel a background response; a finished one is returned unchanged."""
     account = _account(request)
-    record = await load(request.app, account, request.match_info["response_id"])
+    record = await _load(request, account)
     if not record.background:
         raise bad_request("Only background responses can be cancelled.", param="response_id")
     if record.terminal:

@@ -7,6 +7,7 @@ from typing import Any
 
 from edge.errors import GatewayError, bad_request
 from edge.store.responses import ResponseStore, StoredResponse
+from policies.branches import Lineage
 
 # A chain longer than this is refused rather than walked (each turn is one store read).
 MAX_TURNS = 1000
@@ -21,7 +22,8 @@ def well_formed(response_id: str) -> bool:
 
 
 def not_found(response_id: str, param: str | None = None) -> GatewayError:
-    """The 404 for an id that is unknown, expired, deleted, or another account's."""
+    """The 404 for an id that is unknown, expired, deleted, another account's, or outside the
+    caller's branch lineage."""
     if param == "previous_response_id":
         return GatewayError(
             404,
@@ -34,7 +36,9 @@ def not_found(response_id: str, param: str | None = None) -> GatewayError:
     )
 
 
-async def _chain(store: ResponseStore, account: str, first: str) -> list[StoredResponse]:
+async def _chain(
+    store: ResponseStore, account: str, first: str, reach: Lineage | None
+) -> list[StoredResponse]:
     turns: list[StoredResponse] = []
     current: str | None = first
     while current is not None:
@@ -46,7 +50,8 @@ async def _chain(store: ResponseStore, account: str, first: str) -> list[StoredR
                 param="previous_response_id",
             )
         record = await store.get(account, current)
-        if record is None:
+        # A turn outside the caller's lineage is missing to it, before anything else is told.
+        if record is None or (reach is not None and not reach.covers(record.branch)):
             raise not_found(current, "previous_response_id")
         if not record.stored:
             raise bad_request(
@@ -67,10 +72,13 @@ async def _chain(store: ResponseStore, account: str, first: str) -> list[StoredR
     return turns
 
 
-async def transcript(store: ResponseStore, account: str, previous: str) -> list[dict[str, Any]]:
-    """Every earlier turn's input and output items, oldest first."""
+async def transcript(
+    store: ResponseStore, account: str, previous: str, reach: Lineage | None = None
+) -> list[dict[str, Any]]:
+    """Every earlier turn's input and output items, oldest first; with `reach`, every turn must
+    be on a branch it covers (else 404, as for an unknown id)."""
     items: list[dict[str, Any]] = []
-    for turn in reversed(await _chain(store, account, previous)):
+    for turn in reversed(await _chain(store, account, previous, reach)):
         items.extend(turn.input_items)
         items.extend(i for i in turn.response.get("output") or [] if isinstance(i, dict))
     return items

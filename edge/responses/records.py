@@ -1,4 +1,5 @@
-"""Saving answered responses for later reads and chains, and reading them back for one account."""
+"""Saving answered responses for later reads and chains, and reading them back for one account
+and, for a credential bound to a branch, for that branch's lineage only."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from edge.appkeys import SETTINGS, STORE
-from edge.responses.chain import not_found, well_formed
+from edge.appkeys import IDENTITY, SETTINGS, STORE
+from edge.context import ctx_of
+from edge.responses.chain import not_found, transcript, well_formed
 from edge.store import StoreUnavailable
 from edge.store.responses import StoredResponse
+from policies.branches import Lineage
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,10 @@ async def save(
     stored: bool,
     previous_response_id: str | None,
     recorded: dict[str, Any] | None = None,
+    branch: str | None = None,
 ) -> None:
-    """Keep an answered response (or, for `store: false`, a marker that it cannot be chained).
+    """Keep an answered response (or, for `store: false`, a marker that it cannot be chained),
+    recording the branch its request was on.
 
     The answer has already been sent, so a store failure is logged, not raised.
     """
@@ -54,6 +59,7 @@ async def save(
         stored=stored,
         previous_response_id=previous_response_id,
         recorded=dict(recorded or {}) if stored else {},
+        branch=branch,
     )
     try:
         await app[STORE].responses.create(record, app[SETTINGS].responses_retention)
@@ -61,12 +67,39 @@ async def save(
         log.warning("response %s not stored: %s", record.id, type(exc).__name__)
 
 
-async def load(app: web.Application, account: str, response_id: str) -> StoredResponse:
-    """A stored response of this account; 404 for unknown, expired or foreign ids alike."""
+async def reach_of(request: web.Request) -> Lineage:
+    """The stored responses the caller reaches: all of its account's when its credential is not
+    bound to a branch, else those created on its bound branch or a descendant."""
+    who = ctx_of(request).principal
+    if who is None or who.branch is None:
+        return Lineage(None, {})
+    if who.account is None:
+        return Lineage(who.branch, {})
+    tree = await request.app[IDENTITY].branches(who.account)
+    return Lineage(who.branch, {b.id: b.parent for b in tree.values()})
+
+
+async def load(
+    app: web.Application, account: str, response_id: str, reach: Lineage | None = None
+) -> StoredResponse:
+    """A stored response of this account (within `reach`, when given); 404 for unknown,
+    expired, foreign or out-of-lineage ids alike."""
     if not well_formed(response_id):
         raise not_found(response_id[:128])
     with store_call():
         record = await app[STORE].responses.get(account, response_id)
     if record is None or not record.stored:
         raise not_found(response_id)
+    if reach is not None and not reach.covers(record.branch):
+        raise not_found(response_id)
     return record
+
+
+async def require_chain_in_reach(request: web.Request, account: str, previous: str) -> None:
+    """Refuse `previous_response_id` (404, as for an unknown id) when any turn of its chain was
+    created outside a branch-bound caller's lineage; an unbound caller reaches every turn."""
+    reach = await reach_of(request)
+    if reach.bound is None:
+        return
+    with store_call():
+        await transcript(request.app[STORE].responses, account, previous, reach)

@@ -22,11 +22,12 @@ from edge.quota.reservation import Reservation
 from edge.responses.state import RunLog, failed_events
 from edge.routing import Route, resolve_route
 from edge.sse import SSEError, SSEParser
+from edge.translate.adapters import adapter_for
 from edge.translate.responses_object import Shell, complete_object
 from edge.translate.responses_render import ResponsesEvents
 from edge.translate.responses_request import ResponseParams, to_neutral_request
 from edge.translate.responses_wire import LIFECYCLE, TERMINAL, event_type, members
-from edge.translate.upstream import UpstreamContext, adapter_for
+from edge.translate.upstream import UpstreamContext
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted, open_upstream, read_error_body
 from edge.upstream.errors import upstream_error

@@ -37,6 +37,10 @@ class StoredResponse:
     attempt: str | None = None  # the run attempt that owns a background response
     recorded: dict[str, Any] = field(default_factory=dict)  # `tags`, `trace`: kept, not sent
     created_at: float = field(default_factory=time.time)
+    # The branch the request that created it was on: only credentials whose lineage covers it
+    # read, chain, cancel or delete it. None: account-wide (created without a branch, or stored
+    # before responses recorded one), reached by unbound credentials only.
+    branch: str | None = None
 
     @property
     def terminal(self) -> bool:

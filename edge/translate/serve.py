@@ -18,7 +18,8 @@ from edge.routing import Route
 from edge.sse import SSEError
 from edge.streaming import start_stream
 from edge.translate import neutral as n
-from edge.translate.upstream import UpstreamContext, adapter_for
+from edge.translate.adapters import adapter_for
+from edge.translate.upstream import UpstreamContext
 from edge.upstream.client import interrupted
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
-from edge.errors import GatewayError
 from edge.providers import local_echo
-from edge.quota.reservation import Reservation
 from edge.routing import Route
 from edge.settings import Timeouts
 from edge.translate import neutral as n
 from edge.upstream.client import require_admitted
+
+if TYPE_CHECKING:  # a type only: adapters stay clear of the quota store
+    from edge.quota.reservation import Reservation
 
 
 @dataclass(slots=True)
@@ -66,38 +67,3 @@ class LocalEcho:
         """The answer as events."""
         require_admitted(up.admitted)
         yield StreamCall(events=local_echo.stream(req))
-
-
-AdapterFactory = Callable[[], ProviderAdapter]
-
-
-def _adapters() -> dict[str, AdapterFactory]:
-    """Adapters by provider kind or upstream API; imported lazily to keep start-up light."""
-    from edge.translate.anthropic_upstream import AnthropicUpstream
-    from edge.translate.chat_upstream import ChatUpstream
-    from edge.translate.gemini_upstream import GeminiUpstream
-    from edge.translate.responses_upstream import ResponsesUpstream
-
-    return {
-        "local": LocalEcho,
-        "chat": ChatUpstream,
-        "messages": AnthropicUpstream,
-        "gemini": GeminiUpstream,
-        "responses": ResponsesUpstream,
-    }
-
-
-def adapter_for(route: Route) -> ProviderAdapter:
-    """The adapter that speaks a route's upstream API."""
-    table = _adapters()
-    key = "local" if route.provider.kind == "local" else route.upstream_api
-    factory = table.get(key)
-    if factory is None:
-        raise GatewayError(
-            400,
-            f"model {route.model.id} cannot be called through this API yet "
-            f"(its provider speaks {route.upstream_api})",
-            param="model",
-            code="unsupported",
-        )
-    return factory()

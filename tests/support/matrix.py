@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from edge.translate.adapters import ADAPTERS
 from tests.support.gateway import Live
 from tests.support.readers import READERS, Answer, read_gemini_array
 
@@ -181,8 +182,7 @@ FAMILIES = (
 
 def responses_available(live: Live) -> bool:
     """Whether this build serves the Responses API (client side and provider adapter)."""
-    from edge.translate.upstream import _adapters
 
     assert live.app is not None
     paths = {r.canonical for r in live.app.router.resources()}
-    return "/v1/responses" in paths and "responses" in _adapters()
+    return "/v1/responses" in paths and "responses" in ADAPTERS
