@@ -16,13 +16,15 @@ from edge.translate.upstream import LocalEcho, ProviderAdapter
 
 AdapterFactory = Callable[[], ProviderAdapter]
 # By provider kind ("local") or upstream wire API.
-ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType({
-    "local": LocalEcho,
-    "chat": ChatUpstream,
-    "messages": AnthropicUpstream,
-    "gemini": GeminiUpstream,
-    "responses": ResponsesUpstream,
-})
+ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType(
+    {
+        "local": LocalEcho,
+        "chat": ChatUpstream,
+        "messages": AnthropicUpstream,
+        "gemini": GeminiUpstream,
+        "responses": ResponsesUpstream,
+    }
+)
 
 
 def adapter_for(route: Route) -> ProviderAdapter:
