@@ -12,7 +12,7 @@ from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.fallback import fallback_chain
 from edge.responses.chain import transcript
-from edge.responses.records import store_call
+from edge.responses.records import reach_of, store_call
 from edge.route_table import RouteFacts, requested_model
 
 
@@ -38,6 +38,9 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     account = ctx.account
     if account is None:
         raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
+    # A credential bound to a branch chains only from responses made in its lineage: every
+    # turn outside it is missing to it, before anything else (state, size) is told or counted.
+    reach = await reach_of(request)
     with store_call():
-        ctx.history = await transcript(request.app[STORE].responses, account, previous)
+        ctx.history = await transcript(request.app[STORE].responses, account, previous, reach)
     ctx.history_bytes = len(orjson.dumps(ctx.history)) if ctx.history else 0

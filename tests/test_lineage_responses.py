@@ -250,3 +250,23 @@ async def _store_without_branch(gateway: Live, account: str, rid: str) -> None:
         del kept["branch"]
         await store.redis.hset(key, "record", orjson.dumps(kept))
     assert (await store.responses.get(account, rid)) is not None
+
+
+async def test_chaining_from_outside_the_lineage_tells_nothing_of_the_response(
+    gateway: Live,
+) -> None:
+    # Not even its state: a parent's unstored response answers the child as a missing id does,
+    # not 400 previous_response_not_stored, and its size is never counted against the child.
+    keys = await _keys(gateway)
+    unstored = await _create(gateway, keys.by_branch["br-root"], "secret", store=False)
+    big = await _create(gateway, keys.by_branch["br-root"], "word " * 40_000)
+    for previous in (unstored["id"], big["id"]):
+        status, answer = await _call(
+            gateway,
+            "POST",
+            "/responses",
+            keys.by_branch["br-child"],
+            {"model": "local/echo", "input": "more", "previous_response_id": previous},
+        )
+        assert status == 404, answer
+        assert answer["error"]["code"] == "previous_response_not_found"

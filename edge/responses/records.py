@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from edge.appkeys import IDENTITY, SETTINGS, STORE
 from edge.context import ctx_of
-from edge.responses.chain import not_found, transcript, well_formed
+from edge.responses.chain import not_found, well_formed
 from edge.store import StoreUnavailable
 from edge.store.responses import StoredResponse
 from policies.branches import Lineage
@@ -93,13 +93,3 @@ async def load(
     if reach is not None and not reach.covers(record.branch):
         raise not_found(response_id)
     return record
-
-
-async def require_chain_in_reach(request: web.Request, account: str, previous: str) -> None:
-    """Refuse `previous_response_id` (404, as for an unknown id) when any turn of its chain was
-    created outside a branch-bound caller's lineage; an unbound caller reaches every turn."""
-    reach = await reach_of(request)
-    if reach.bound is None:
-        return
-    with store_call():
-        await transcript(request.app[STORE].responses, account, previous, reach)
