@@ -14,7 +14,14 @@ from edge.cli_admin import add_admin_parser, hoist_admin_flags
 from edge.demo import bootstrap_demo, write_env_file
 from edge.logs import configure
 from edge.server import StartupError, serve
-from edge.settings import SettingsError, load_settings
+from edge.settings import (
+    DEFAULT_METRICS_PORT,
+    SAME_PORT,
+    SettingsError,
+    check_ports,
+    load_settings,
+    parse_metrics_port,
+)
 from edge.supervisor import supervise
 
 
@@ -32,9 +39,20 @@ def _startup_failed(exc: StartupError) -> int:
     return 3
 
 
+def _metrics_port(args: argparse.Namespace, configured: int | None) -> int | None:
+    """The flag's metrics port, else the environment's; a demo is one port unless told."""
+    if args.metrics_port is not None:
+        return parse_metrics_port("--metrics-port", args.metrics_port)
+    return None if args.demo else configured
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
+        settings = settings.with_overrides(
+            host=args.host, port=args.port, metrics_port=_metrics_port(args, settings.metrics_port)
+        )
+        check_ports(settings)
     except SettingsError as exc:
         print(f"edge: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -42,7 +60,6 @@ def _serve(args: argparse.Namespace) -> int:
         import secrets
 
         settings = settings.with_overrides(admin_token=f"edge-admin-{secrets.token_urlsafe(24)}")
-    settings = settings.with_overrides(host=args.host, port=args.port)
     configure(settings.log_level)
     if args.workers > 1:
         if args.demo or not settings.store_url.startswith(("redis", "unix")):
@@ -53,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
             )
             return 2
         try:
-            return supervise(settings.host, settings.port, args.workers, settings.metrics_dir)
+            return supervise(settings, args.workers)
         except StartupError as exc:
             return _startup_failed(exc)
     base_url = f"http://{settings.host}:{settings.port}"
@@ -95,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = sub.add_parser("serve", help="run the gateway")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8080)
+    serve_cmd.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="where /metrics, /healthz and /readyz are served (default: EDGE_METRICS_PORT, "
+        f"else {DEFAULT_METRICS_PORT}; --demo: the client port); '{SAME_PORT}': /metrics on "
+        "the client port",
+    )
     serve_cmd.add_argument(
         "--workers",
         type=_positive,

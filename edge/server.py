@@ -1,5 +1,6 @@
 """Running the gateway: the C HTTP parser, explicit header limits, handler cancellation, a store
-check before listening, and the graceful shutdown sequence on SIGTERM."""
+check before listening, /metrics and the probes on a port of their own, and the graceful
+shutdown sequence on SIGTERM."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from edge import __version__
 from edge.app import create_app
 from edge.appkeys import SETTINGS, STORE
 from edge.connection import EdgeRunner
+from edge.handlers.metrics import create_metrics_app
 from edge.settings import Settings
 from edge.shutdown import drain
 from edge.store import Store
@@ -38,17 +40,18 @@ class StartupError(RuntimeError):
     """The gateway cannot start; the message says why."""
 
 
-def listen_error(host: str, port: int, exc: OSError) -> StartupError:
+def listen_error(host: str, port: int, exc: OSError, what: str = "") -> StartupError:
     """Why this process cannot listen on host:port, in the words an operator looks for."""
+    named = f" ({what})" if what else ""
     if exc.errno == errno.EADDRINUSE:
         return StartupError(
-            f"address already in use: {host}:{port} "
+            f"address already in use: {host}:{port}{named} "
             "(another process listens there; only `edge serve --workers N` shares a port)"
         )
-    return StartupError(f"cannot listen on {host}:{port}: {exc}")
+    return StartupError(f"cannot listen on {host}:{port}{named}: {exc}")
 
 
-async def claim_port(host: str, port: int) -> None:
+async def claim_port(host: str, port: int, what: str = "") -> None:
     """StartupError if host:port is taken: checked at once, before anything slower."""
     # Bound without SO_REUSEPORT, the probe fails on any listener, a --workers group's
     # included; it never listens and is closed at once, so it leaves nothing behind.
@@ -58,9 +61,16 @@ async def claim_port(host: str, port: int) -> None:
             asyncio.Protocol, host, port, reuse_port=False, start_serving=False
         )
     except OSError as exc:
-        raise listen_error(host, port, exc) from exc
+        raise listen_error(host, port, exc, what) from exc
     probe.close()
     await probe.wait_closed()
+
+
+async def claim_ports(host: str, port: int, metrics_port: int | None) -> None:
+    """StartupError if the client port, or the metrics port, is taken."""
+    await claim_port(host, port)
+    if metrics_port is not None:
+        await claim_port(host, metrics_port, "the metrics port")
 
 
 def require_c_parser() -> None:
@@ -164,26 +174,46 @@ async def serve(
         "log_level": settings.log_level,
     }
     log.info("starting", extra={"fields": fields})
-    # Only a worker of `edge serve --workers N` shares its port (SO_REUSEPORT): a lone gateway
+    # Only a worker of `edge serve --workers N` shares its ports (SO_REUSEPORT): a lone gateway
     # on a busy port fails here rather than have the kernel split connections with another.
     if not shared_port:
-        await claim_port(settings.host, settings.port)
+        await claim_ports(settings.host, settings.port, settings.metrics_port)
     app = create_app(settings)
     runner = make_runner(app, shutdown_timeout=CLEANUP_TIMEOUT)
+    metrics_runner: web.AppRunner | None = None
     await runner.setup()
     try:
         await wait_for_store(app[STORE], settings.store_url, settings.store_startup_timeout)
         reuse_port = shared_port and sys.platform != "win32"
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise listen_error(settings.host, settings.port, exc) from exc
-        log.info("listening", extra={"fields": {"host": settings.host, "port": settings.port}})
+        await _listen(runner, settings.host, settings.port, reuse_port)
+        # The probes answer ready only once the client port listens: it is started first.
+        if settings.metrics_port is not None:
+            metrics_runner = make_runner(create_metrics_app(app), shutdown_timeout=0.5)
+            await metrics_runner.setup()
+            await _listen(
+                metrics_runner, settings.host, settings.metrics_port, reuse_port, "the metrics port"
+            )
+        listening = {"host": settings.host, "port": settings.port}
+        listening["metrics_port"] = settings.metrics_port or settings.port
+        log.info("listening", extra={"fields": listening})
         if on_started is not None:
             await on_started(app)
         await stop.wait()
         await drain(app, hurry, grace=0.0 if skip_grace.is_set() else None)
     finally:
         await runner.cleanup()
+        # Last: scrapes and probes answer (readiness 503) for as long as the gateway drains.
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         log.info("stopped", extra={"fields": {"pid": os.getpid()}})
+
+
+async def _listen(
+    runner: web.AppRunner, host: str, port: int, reuse_port: bool, what: str = ""
+) -> None:
+    """Start serving the runner's application on host:port."""
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise listen_error(host, port, exc, what) from exc

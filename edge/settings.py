@@ -17,6 +17,11 @@ from policies.jwt_issuers import Issuer, IssuerConfigError, parse_issuers
 from policies.quota_plans import PlanError, Plans, build_plans, default_plans_data
 
 BODY_LIMIT = 32 * 1024 * 1024
+# Where /metrics and the probes are served unless told otherwise: a port of their own, so the
+# client port never shows them. Not 9090, which Prometheus itself listens on.
+DEFAULT_METRICS_PORT = 9464
+# How `--metrics-port` / EDGE_METRICS_PORT say "on the client port, as before".
+SAME_PORT = "same"
 
 
 class SettingsError(ValueError):
@@ -92,6 +97,8 @@ class Settings:
     shutdown: Shutdown = Shutdown()
     guards: Guards = Guards()
     metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
+    # The port /metrics, /healthz and /readyz are served on; None: /metrics on the client port.
+    metrics_port: int | None = DEFAULT_METRICS_PORT
     metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
     store_startup_timeout: float = 10.0  # how long `edge serve` retries an unreachable store
     quota: QuotaSettings = field(default_factory=QuotaSettings)
@@ -99,6 +106,7 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (CLI flags, tests)."""
         return replace(self, **changes)
+
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -131,6 +139,30 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment a worker process starts with: this process's, plus `extra`."""
     return {**os.environ, **extra}
+
+
+def parse_metrics_port(name: str, raw: str) -> int | None:
+    """A metrics port as given on the command line or in EDGE_METRICS_PORT: a port number, or
+    `same` (None) for /metrics on the client port."""
+    if raw.strip().lower() == SAME_PORT:
+        return None
+    try:
+        port = int(raw)
+    except ValueError as exc:
+        expected = f"expected a port number or '{SAME_PORT}'"
+        raise SettingsError(f"{name}: {expected}, got {raw!r}") from exc
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{name}: a port is between 1 and 65535, got {port}")
+    return port
+
+
+def check_ports(settings: Settings) -> None:
+    """SettingsError when the metrics port is the client port (say `same` for that)."""
+    if settings.metrics_port == settings.port:
+        raise SettingsError(
+            f"the metrics port {settings.metrics_port} is the client port: give another port, "
+            f"or '{SAME_PORT}' to serve /metrics on the client port"
+        )
 
 
 def _metrics_token(env: Mapping[str, str]) -> str | None:
@@ -289,6 +321,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         guards=_guards(env),
         metrics_token=_metrics_token(env),
+        metrics_port=parse_metrics_port(
+            "EDGE_METRICS_PORT", env.get("EDGE_METRICS_PORT") or str(DEFAULT_METRICS_PORT)
+        ),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         store_startup_timeout=_seconds(env, "EDGE_STORE_STARTUP_TIMEOUT", 10.0),
         quota=_quota_settings(env, config),

@@ -2,9 +2,12 @@
 that forwards SIGTERM and exits 0 once every worker has exited 0.
 
 Workers are fresh interpreters (not forks), each an ordinary `edge serve` told by
-`--shared-port` that it is one of a group: only they bind with SO_REUSEPORT. The parent first
-checks the port is free, so a group never shares it with another gateway. Their metrics go to
-a shared PROMETHEUS_MULTIPROC_DIR so any worker's /metrics answers for all of them. They fail
+`--shared-port` that it is one of a group: only they bind with SO_REUSEPORT, the client port
+and the metrics port alike. The parent first checks both ports are free, so a group never
+shares them with another gateway. Their metrics go to a shared PROMETHEUS_MULTIPROC_DIR so any
+worker's /metrics answers for all of them, and each worker's probes answer for itself as on
+the client port (the parent serves nothing: a probe it answered would say nothing of the
+workers). They fail
 together: a worker that exits on its own (say, Redis unreachable at startup) stops the rest,
 and the parent exits with that worker's code, for systemd or a container runtime to act on.
 """
@@ -23,8 +26,8 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from edge.server import claim_port
-from edge.settings import child_env
+from edge.server import claim_ports
+from edge.settings import SAME_PORT, Settings, child_env
 
 log = logging.getLogger("edge.supervisor")
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -49,10 +52,11 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def worker_command(host: str, port: int) -> list[str]:
+def worker_command(host: str, port: int, metrics_port: int | None) -> list[str]:
     """How a worker is started: the same interpreter, `edge serve` with one shared-port process."""
-    serve = ["serve", "--host", host, "--port", str(port), "--shared-port"]
-    return [sys.executable, "-m", "edge", *serve]
+    metrics = SAME_PORT if metrics_port is None else str(metrics_port)
+    serve = ["serve", "--host", host, "--port", str(port), "--metrics-port", metrics]
+    return [sys.executable, "-m", "edge", *serve, "--shared-port"]
 
 
 class Supervisor:
@@ -117,14 +121,16 @@ class Supervisor:
         return failure
 
 
-def supervise(host: str, port: int, workers: int, metrics_dir: str | None) -> int:
-    """Run `workers` gateway processes on host:port until stopped; StartupError if it is taken."""
-    directory, made = prepare_metrics_dir(metrics_dir)
+def supervise(settings: Settings, workers: int) -> int:
+    """Run `workers` gateway processes on the settings' ports until stopped; StartupError if
+    one is taken."""
+    host, port, metrics_port = settings.host, settings.port, settings.metrics_port
+    directory, made = prepare_metrics_dir(settings.metrics_dir)
     env = child_env({"PROMETHEUS_MULTIPROC_DIR": directory})
-    supervisor = Supervisor(worker_command(host, port), workers, env, directory)
+    supervisor = Supervisor(worker_command(host, port, metrics_port), workers, env, directory)
 
     async def run() -> int:
-        await claim_port(host, port)
+        await claim_ports(host, port, metrics_port)
         return await supervisor.run()
 
     try:

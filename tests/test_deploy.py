@@ -65,6 +65,16 @@ def env_of(container: Doc) -> dict[str, Doc]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+def flag(container: Doc, name: str) -> str:
+    args: list[str] = container["args"]
+    return args[args.index(name) + 1]
+
+
+def container_ports(container: Doc) -> dict[str, int]:
+    """The container's ports by name."""
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
 overlays = pytest.mark.parametrize("overlay", list(KUSTOMIZATIONS))
 
 
@@ -73,7 +83,7 @@ overlays = pytest.mark.parametrize("overlay", list(KUSTOMIZATIONS))
 def test_every_manifest_validates_against_the_schema(overlay: str, version: str) -> None:
     for doc in rendered(overlay):
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # a CRD: checked by test_service_monitor_selects_the_service
+            continue  # a CRD: checked by test_pod_monitor_scrapes_the_metrics_port
         kubernetes_validate.validate(doc, version, strict=True)
 
 
@@ -89,6 +99,12 @@ def test_deployment_invariants(overlay: str) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert container["args"][:3] == ["serve", "--host", "0.0.0.0"]
+    # Clients on one port, /metrics and the probes on another, each named as edge serves it.
+    ports = container_ports(container)
+    assert ports == {"http": int(flag(container, "--port")), "metrics": 9464}
+    assert int(flag(container, "--metrics-port")) == ports["metrics"] != ports["http"]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] == "metrics", probe
     # Long enough for preStop, the grace period, open streams, and a margin.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
@@ -183,12 +199,42 @@ def test_disruption_budget_and_autoscaler(overlay: str) -> None:
 
 
 @overlays
+def test_the_service_exposes_only_the_client_port(overlay: str) -> None:
+    """/metrics lists tenants: no Service leads to the metrics port, only to the client's."""
+    docs = rendered(overlay)
+    ports = container_ports(gateway(docs))
+    gateway_labels = one(docs, "Deployment", "edge")["spec"]["template"]["metadata"]["labels"]
+    for service in (d for d in docs if d["kind"] == "Service"):
+        if not service["spec"]["selector"].items() <= gateway_labels.items():
+            continue  # another workload's (Redis)
+        targets = {p["targetPort"] for p in service["spec"]["ports"]}
+        assert targets == {"http"}, service["metadata"]["name"]
+        assert "metrics" not in targets and ports["metrics"] not in targets
+
+
+def _allowed(policy: Doc, port: str) -> list[dict[str, str]]:
+    """The namespaces whose pods may reach the named port (a rule without ports opens all)."""
+    sources: list[dict[str, str]] = []
+    for rule in policy["ingress"]:
+        if "ports" in rule and port not in {p["port"] for p in rule["ports"]}:
+            continue
+        for peer in rule.get("from", [{}]):
+            assert set(peer) == {"namespaceSelector"}, peer  # no ipBlock, no open peer
+            sources.append(peer["namespaceSelector"]["matchLabels"])
+    return sources
+
+
+@overlays
 def test_network_policy(overlay: str) -> None:
     docs = rendered(overlay)
     policy = one(docs, "NetworkPolicy", "edge")["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    sources = [p["namespaceSelector"]["matchLabels"] for p in policy["ingress"][0]["from"]]
-    assert {"kubernetes.io/metadata.name": "ingress-nginx"} in sources
+    # Clients come through the ingress controller; only the monitoring namespace reaches the
+    # metrics port, and it reaches nothing else.
+    assert _allowed(policy, "http") == [{"kubernetes.io/metadata.name": "ingress-nginx"}]
+    assert _allowed(policy, "metrics") == [{"kubernetes.io/metadata.name": "monitoring"}]
+    opened = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
+    assert opened == {"http", "metrics"}
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
     assert egress_ports == {(6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP")}
     redis = one(docs, "NetworkPolicy", "edge-redis")["spec"]
@@ -204,17 +250,19 @@ def test_redis_persists_with_aof_on_a_claim(overlay: str) -> None:
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
 
-def test_service_monitor_selects_the_service() -> None:
+def test_pod_monitor_scrapes_the_metrics_port() -> None:
+    """Prometheus scrapes each gateway pod on its metrics port (no Service leads there)."""
     docs = rendered("production")
-    monitor = one(docs, "ServiceMonitor", "edge")
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+    monitor = one(docs, "PodMonitor", "edge")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert set(monitor["spec"]) == {"selector", "endpoints"}
-    service = one(docs, "Service", "edge")
+    assert set(monitor["spec"]) == {"selector", "podMetricsEndpoints"}
+    deployment = one(docs, "Deployment", "edge")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items()
-    (endpoint,) = monitor["spec"]["endpoints"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["path"] == "/metrics"
-    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["port"] == "metrics" and "metrics" in container_ports(gateway(docs))
     assert re.fullmatch(r"\d+s", endpoint["interval"])
 
 

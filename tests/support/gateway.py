@@ -37,6 +37,10 @@ def gateway_env(store_url: str, upstream_url: str | None, **extra: str) -> dict[
         # The suite shares two cores with its own load: a 100 ms Redis timeout would now and
         # then fire on a merely busy event loop. Tests of the timeout itself set their own.
         "EDGE_REDIS_TIMEOUT": "1.0",
+        # Test gateways serve /metrics on their one free port, where the tests scrape it: the
+        # default metrics port is fixed, and gateways running at once would all want it. The
+        # metrics port's own tests (tests/test_exhaust_metrics_port.py) give one.
+        "EDGE_METRICS_PORT": "same",
     }
     if upstream_url:
         env.update(
