@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_HOST_PATTERN = r"^(?P<branch>br-[a-z0-9][a-z0-9-]*?)-api\."
-BRANCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# Matched whole (fullmatch): with `$`, an id ending in a newline matched too.
+BRANCH_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 MAX_DEPTH = 64  # bounds the walk even if a store held a cycle
 
 
@@ -48,4 +49,4 @@ class Lineage:
 
 def valid_branch_id(branch_id: str) -> bool:
     """Branch ids are short, URL- and host-safe names."""
-    return bool(BRANCH_ID_RE.match(branch_id))
+    return BRANCH_ID_RE.fullmatch(branch_id) is not None

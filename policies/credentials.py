@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +16,8 @@ KNOWN_SCOPES: frozenset[str] = frozenset({SCOPE_INVOKE, SCOPE_ADMIN})
 KEY_PREFIX = "ek_"
 _ID_BYTES = 8  # 16 hex chars: the public, indexable part
 _SECRET_BYTES = 32  # 256 bits of secret, well over the 192-bit floor
+# Matched whole: int(.., 16) also took signs, underscores and surrounding whitespace.
+_KEY_ID_RE = re.compile(f"[0-9a-f]{{{_ID_BYTES * 2}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +54,7 @@ def parse_api_key(token: str) -> ParsedKey | None:
     if not token.startswith(KEY_PREFIX):
         return None
     key_id, sep, secret = token[len(KEY_PREFIX) :].partition("_")
-    if not sep or len(key_id) != _ID_BYTES * 2 or not secret or len(token) > 256:
-        return None
-    try:
-        int(key_id, 16)
-    except ValueError:
+    if not sep or _KEY_ID_RE.fullmatch(key_id) is None or not secret or len(token) > 256:
         return None
     return ParsedKey(key_id=key_id, secret=secret)
 

@@ -3,6 +3,7 @@ rules of one scope (a key or an account) once a plan and its overrides are merge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +39,20 @@ SETTING_FIELDS = ("strategy", "default_max_output_tokens", "bytes_per_token")
 QUOTA_FIELDS = (*LIMIT_FIELDS, *SETTING_FIELDS)
 MAX_LIMIT = 10**15
 FALLBACK_OUTPUT_CAP = 4096
+# The range each numeric field accepts, bounds included. Every value a quota computes with
+# stays finite and exact: a cost budget is counted in micro-USD (so at least one, and at most
+# MAX_LIMIT of them), an output cap no model comes near, and a bytes-per-token ratio that keeps
+# an estimate within 4x of the body's size (5e-324 made every estimate infinite: a 500).
+MAX_CONCURRENT = 1_000_000
+MAX_OUTPUT_CAP = 10_000_000
+BYTES_PER_TOKEN_RANGE = (0.25, 64.0)
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    **{name: (1, MAX_LIMIT) for name in (*REQUEST_FIELDS, *TOKEN_FIELDS)},
+    **{name: (0.000001, MAX_LIMIT / 1_000_000) for name in COST_FIELDS},
+    "max_concurrent": (1, MAX_CONCURRENT),
+    "default_max_output_tokens": (1, MAX_OUTPUT_CAP),
+    "bytes_per_token": BYTES_PER_TOKEN_RANGE,
+}
 
 # How a message and a header token name each limit.
 DESCRIPTIONS: dict[str, tuple[str, str]] = {
@@ -64,6 +79,11 @@ class QuotaError(ValueError):
         self.message = message
 
 
+def _show(bound: float) -> str:
+    """A bound as a message writes it: 1000000, 0.25, 0.000001."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:.6f}".rstrip("0")
+
+
 def _check_value(name: str, value: Any) -> Any:
     if name == "strategy":
         if value not in STRATEGIES:
@@ -71,14 +91,15 @@ def _check_value(name: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise QuotaError(name, "expected a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise QuotaError(name, "must be a finite number")
     if isinstance(value, float) and value.is_integer() and name in INT_FIELDS:
         value = int(value)  # JSON Schema counts 5.0 as an integer
     if name in INT_FIELDS and not isinstance(value, int):
         raise QuotaError(name, "expected an integer")
-    if not 0 < value <= MAX_LIMIT:
-        raise QuotaError(name, f"must be > 0 and <= {MAX_LIMIT}")
-    if name == "bytes_per_token" and value > 64:
-        raise QuotaError(name, "must be <= 64")
+    low, high = FIELD_RANGES[name]
+    if not low <= value <= high:
+        raise QuotaError(name, f"must be between {_show(low)} and {_show(high)}")
     return value
 
 
