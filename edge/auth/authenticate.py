@@ -27,6 +27,12 @@ UNAUTHORIZED = GatewayError(401, "Invalid authentication credentials", code="inv
 _DUMMY_HASH = "0" * 64
 
 
+def raw_bytes(text: str) -> bytes:
+    """A header value's bytes as the client sent them: aiohttp keeps bytes that are not UTF-8
+    as surrogates, which a plain encode refuses (a 500 for a stranger's latin-1 header)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def presented_tokens(request: web.Request) -> list[str]:
     """Every credential the request carries, in the order the SDKs send them."""
     tokens = []
@@ -64,14 +70,16 @@ class Authenticator:
     async def authenticate(self, request: web.Request) -> Principal:
         """The caller's principal; raises a 401 GatewayError."""
         tokens = presented_tokens(request)
+        # Keys and JWTs are ASCII by construction: anything else can only be the admin token.
+        ascii_tokens = [token for token in tokens if token.isascii()]
         # An API key wins over a JWT, even when the key is invalid.
-        for token in tokens:
+        for token in ascii_tokens:
             parsed = parse_api_key(token)
             if parsed is not None:
                 return await self._api_key(token, parsed.key_id)
         for token in tokens:
             if self._admin_token and hmac.compare_digest(
-                token.encode("utf-8"), self._admin_token.encode("utf-8")
+                raw_bytes(token), raw_bytes(self._admin_token)
             ):
                 return Principal(
                     kind="bootstrap",
@@ -79,7 +87,7 @@ class Authenticator:
                     account=None,
                     scopes=frozenset({SCOPE_ADMIN}),
                 )
-        for token in tokens:
+        for token in ascii_tokens:
             if looks_like_jwt(token) and self._issuers:
                 return await self._jwt(token)
         raise UNAUTHORIZED

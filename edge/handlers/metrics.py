@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.appkeys import LIFECYCLE, METRICS, SETTINGS
+from edge.auth.authenticate import raw_bytes
 from edge.errors import GatewayError, error_response
 from edge.handlers.health import GATEWAY, gateway_of, healthz, readyz
 from edge.route_table import PROBE, declare
@@ -18,9 +19,9 @@ METRICS_PATH = "/metrics"
 
 
 def _authorized(request: web.Request, token: str) -> bool:
+    # Compared as the bytes sent: a value that is not UTF-8 is simply not the token.
     given = request.headers.get("Authorization", "")
-    expected = f"Bearer {token}"
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(raw_bytes(given), raw_bytes(f"Bearer {token}"))
 
 
 async def metrics(request: web.Request) -> web.Response:
