@@ -1,6 +1,6 @@
 """The connection layer edge serves with: a deadline for every request head (aiohttp has none,
-so a client sending its headers a byte at a time would hold a connection for ever), and
-malformed requests answered briefly as edge, without a traceback in the logs."""
+so a client sending its headers a byte at a time, or nothing at all, would hold a connection for
+ever), and malformed requests answered briefly as edge, without a traceback in the logs."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ class EdgeRequestHandler(web.RequestHandler):
         self._edge_head_timer: asyncio.TimerHandle | None = None
         self._edge_heads = 0
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the first head's deadline now: a client that never sends a byte is closed
+        too."""
+        super().connection_made(transport)
+        self._start_head_timer(0)
+
     def _awaiting_head(self) -> bool:
         # Between requests aiohttp waits on `_waiter`; before the first one nothing has run.
         waiter = self._waiter
@@ -50,10 +56,11 @@ class EdgeRequestHandler(web.RequestHandler):
         if self._request_count != heads:
             self._stop_head_timer()
         elif self._edge_head_timer is None and self._awaiting_head():
-            self._edge_heads = heads
-            self._edge_head_timer = self._loop.call_later(
-                self._edge_head_timeout, self._head_deadline
-            )
+            self._start_head_timer(heads)
+
+    def _start_head_timer(self, heads: int) -> None:
+        self._edge_heads = heads
+        self._edge_head_timer = self._loop.call_later(self._edge_head_timeout, self._head_deadline)
 
     def _stop_head_timer(self) -> None:
         if self._edge_head_timer is not None:

@@ -85,9 +85,11 @@ def require_c_parser() -> None:
 
 def make_runner(app: web.Application, shutdown_timeout: float = 30.0) -> web.AppRunner:
     """A runner with the server settings edge relies on."""
+    settings = app[SETTINGS]
     return EdgeRunner(
         app,
-        head_timeout=app[SETTINGS].guards.header_timeout,
+        head_timeout=settings.guards.header_timeout,
+        keepalive_timeout=settings.guards.keepalive_timeout,
         handler_cancellation=True,  # a client that leaves cancels its handler and upstream call
         access_log=None,  # edge writes its own JSON line per request
         max_line_size=MAX_LINE_SIZE,

@@ -52,7 +52,9 @@ class Guards:
     """Bounds on what one client can hold: time to send a request, to read a stream, and how
     many requests the process takes on at once."""
 
-    header_timeout: float = 15.0  # from a request head's first byte to its end
+    # From a connection's opening (or, between requests, a head's first byte) to the head's end.
+    header_timeout: float = 15.0
+    keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this long
     body_timeout: float = 60.0  # to receive a whole request body
     # A stream whose client takes no byte for this long while output waits is dropped.
     stream_write_timeout: float = 30.0
@@ -193,6 +195,7 @@ def _guards(env: Mapping[str, str]) -> Guards:
         raise SettingsError("EDGE_MAX_INFLIGHT: must not be negative (0: no limit)")
     return Guards(
         header_timeout=_float(env, "EDGE_HEADER_TIMEOUT", 15.0),
+        keepalive_timeout=_float(env, "EDGE_KEEPALIVE_TIMEOUT", 75.0),
         body_timeout=_float(env, "EDGE_BODY_TIMEOUT", 60.0),
         stream_write_timeout=_float(env, "EDGE_STREAM_WRITE_TIMEOUT", 30.0),
         stream_keepalive=_float(env, "EDGE_STREAM_KEEPALIVE", 15.0),
