@@ -1,15 +1,19 @@
 """The connection layer edge serves with: a deadline for every request head (aiohttp has none,
 so a client sending its headers a byte at a time, or nothing at all, would hold a connection for
-ever), and malformed requests answered briefly as edge, without a traceback in the logs."""
+ever), malformed requests answered briefly as edge, without a traceback in the logs, and the
+gateway's configured secrets known to the error scrubber in everything it serves."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
 import orjson
 from aiohttp import http_exceptions, web
+
+from edge.upstream.errors import CONFIGURED_SECRETS
 
 log = logging.getLogger("edge.connection")
 HEAD_TOO_LARGE = "Request line or header fields too large."
@@ -30,18 +34,23 @@ def _client_error(status: int, exc: BaseException | None) -> tuple[int, str]:
 class EdgeRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, with a request-head deadline and terse client errors."""
 
-    __slots__ = ("_edge_head_timeout", "_edge_head_timer", "_edge_heads")
+    __slots__ = ("_edge_head_timeout", "_edge_head_timer", "_edge_heads", "_edge_secrets")
 
-    def __init__(self, *args: Any, head_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, head_timeout: float, secrets: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._edge_head_timeout = head_timeout
         self._edge_head_timer: asyncio.TimerHandle | None = None
         self._edge_heads = 0
+        self._edge_secrets = secrets
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the first head's deadline now: a client that never sends a byte is closed
-        too."""
-        super().connection_made(transport)
+        too. The connection's task runs with the gateway's secrets known to the scrubber."""
+        context = contextvars.copy_context()
+        context.run(CONFIGURED_SECRETS.set, self._edge_secrets)
+        context.run(super().connection_made, transport)
         self._start_head_timer(0)
 
     def _awaiting_head(self) -> bool:
@@ -113,20 +122,42 @@ class EdgeServer(web.Server):
     """aiohttp's low-level server, building `EdgeRequestHandler`s."""
 
     head_timeout: float = 15.0
+    secrets: tuple[str, ...] = ()
 
     def __call__(self) -> EdgeRequestHandler:
         """A handler for one new connection."""
         return EdgeRequestHandler(
-            self, loop=self._loop, head_timeout=self.head_timeout, **self._kwargs
+            self,
+            loop=self._loop,
+            head_timeout=self.head_timeout,
+            secrets=self.secrets,
+            **self._kwargs,
         )
 
 
 class EdgeRunner(web.AppRunner):
     """An AppRunner whose server is an `EdgeServer`."""
 
-    def __init__(self, app: web.Application, *, head_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        head_timeout: float,
+        secrets: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self._edge_head_timeout = head_timeout
+        self._edge_secrets = secrets
+
+    async def setup(self) -> None:
+        """Start the application; what its start-up begins (background runs) runs with the
+        gateway's secrets known to the scrubber."""
+        token = CONFIGURED_SECRETS.set(self._edge_secrets)
+        try:
+            await super().setup()
+        finally:
+            CONFIGURED_SECRETS.reset(token)
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
@@ -135,4 +166,5 @@ class EdgeRunner(web.AppRunner):
         server.__class__ = EdgeServer
         assert isinstance(server, EdgeServer)
         server.head_timeout = self._edge_head_timeout
+        server.secrets = self._edge_secrets
         return server

@@ -89,6 +89,7 @@ def make_runner(app: web.Application, shutdown_timeout: float = 30.0) -> web.App
     return EdgeRunner(
         app,
         head_timeout=settings.guards.header_timeout,
+        secrets=settings.secret_values,
         keepalive_timeout=settings.guards.keepalive_timeout,
         handler_cancellation=True,  # a client that leaves cancels its handler and upstream call
         access_log=None,  # edge writes its own JSON line per request

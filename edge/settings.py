@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from policies.branches import DEFAULT_HOST_PATTERN
 from policies.catalog import Catalog, CatalogError, build_catalog, default_catalog_data
@@ -22,6 +23,9 @@ BODY_LIMIT = 32 * 1024 * 1024
 DEFAULT_METRICS_PORT = 9464
 # How `--metrics-port` / EDGE_METRICS_PORT say "on the client port, as before".
 SAME_PORT = "same"
+# A configured secret shorter than this is not looked for in provider messages (it would match
+# ordinary words); real keys and tokens are far longer.
+MIN_SECRET_LENGTH = 8
 
 
 class SettingsError(ValueError):
@@ -109,6 +113,26 @@ class Settings:
         """A copy with some fields replaced (CLI flags, tests)."""
         return replace(self, **changes)
 
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, whatever its format: provider keys and credential headers,
+        the admin and metrics tokens, the store's password. A provider that echoes one back in
+        an error never gets it to a client."""
+        found: list[str] = []
+        for provider in self.catalog.providers.values():
+            found.append(provider.api_key or "")
+            found += [v for k, v in provider.headers.items() if _secret_header(k)]
+        found += [self.admin_token or "", self.metrics_token or ""]
+        found.append(urlsplit(self.store_url).password or "")
+        unique = {v for v in found if len(v) >= MIN_SECRET_LENGTH}
+        # Longest first, so a secret that contains another is removed whole.
+        return tuple(sorted(unique, key=lambda v: (-len(v), v)))
+
+
+def _secret_header(name: str) -> bool:
+    """Whether a provider header carries a credential (its value is then a secret)."""
+    lowered = name.lower()
+    return any(word in lowered for word in ("auth", "key", "token", "secret"))
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -22,13 +23,43 @@ _SCRUB = (
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[address]"),
 )
 _PASS_STATUSES = frozenset({400, 404, 409, 413, 415, 422, 429})
+# The configured secrets (provider keys and tokens, whatever their format) of the gateway this
+# task serves: `edge.connection` sets them for every connection and background task it starts.
+CONFIGURED_SECRETS: ContextVar[tuple[str, ...]] = ContextVar("edge.secrets", default=())
+# An echo of a secret's first this-many characters (a truncated or masked key) counts as the
+# secret: the rest of that word is removed with it.
+SECRET_PREFIX = 12
+MESSAGE_LIMIT = 2000
+_WORD_REST = r"[^\s\"'<>,;]*"
+
+
+def _without_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+        head = secret[:SECRET_PREFIX]
+        if len(secret) > SECRET_PREFIX and head in text:
+            text = re.sub(re.escape(head) + _WORD_REST, "[redacted]", text)
+    return text
+
+
+def holds_secret(text: str) -> bool:
+    """Whether the text holds a configured secret, whole or its start."""
+    return any(s in text or s[:SECRET_PREFIX] in text for s in CONFIGURED_SECRETS.get())
 
 
 def scrub(message: str) -> str:
-    """Remove keys, URLs and addresses from a provider's message."""
+    """Remove the configured secrets, other keys, URLs and addresses from a provider's message."""
+    # Bounded first (with room for a secret cut at the end), so the work stays small.
+    message = _without_secrets(message[: MESSAGE_LIMIT * 2], CONFIGURED_SECRETS.get())
     for pattern, replacement in _SCRUB:
         message = pattern.sub(replacement, message)
-    return message[:2000]
+    return message[:MESSAGE_LIMIT]
+
+
+def _clean(value: str | None) -> str | None:
+    """A provider's code or param, or None when it holds anything to scrub."""
+    return value if value is None or scrub(value) == value else None
 
 
 def _fields(body: Any) -> tuple[str | None, str | None, str | None, Any]:
@@ -83,9 +114,13 @@ def relayable(status: int, raw: bytes) -> bool:
     if status not in _PASS_STATUSES:
         return False
     try:
-        message, _, _, _ = _fields(orjson.loads(raw))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return False
+    # A secret anywhere in the body (any field, any escaping) keeps it from passing as is.
+    if holds_secret(raw.decode("utf-8", "replace")) or holds_secret(orjson.dumps(body).decode()):
+        return False
+    message, _, _, _ = _fields(body)
     return message is not None and scrub(message) == message
 
 
@@ -96,6 +131,7 @@ def upstream_error(status: int, raw: bytes, forwarded: list[tuple[str, str]]) ->
     except orjson.JSONDecodeError:
         body = None
     message, code, param, details = _fields(body)
+    code, param = _clean(code), _clean(param)
     headers = dict(forwarded)
     if status in (401, 403):
         return GatewayError(502, UPSTREAM_AUTH, code="upstream_auth_failed", headers=headers)
