@@ -13,7 +13,7 @@ from edge.appkeys import STORE
 from edge.store.audit import AuditEntry
 
 MAX_PAGE = 500
-_ENTRY_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
+_ENTRY_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?\Z")
 
 
 def actor_of(request: web.Request) -> tuple[str, str | None]:

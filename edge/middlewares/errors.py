@@ -21,7 +21,7 @@ from edge.shutdown import begin_request, end_request, finish_response, refuse_wh
 from edge.store import StoreUnavailable
 
 log = logging.getLogger("edge.errors")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 _HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed"}
 STORE_DOWN = GatewayError(
     503,

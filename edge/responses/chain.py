@@ -13,7 +13,9 @@ from policies.branches import Lineage
 MAX_TURNS = 1000
 # Ids are ours or a provider's: short and plain. Anything else cannot exist (and never reaches
 # a store key).
-_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
+# Set aside on the marker of a response that was answered but not kept (`recorded`), with why.
+NOT_STORED = "not_stored"
 
 
 def well_formed(response_id: str) -> bool:
@@ -54,9 +56,11 @@ async def _chain(
         if record is None or (reach is not None and not reach.covers(record.branch)):
             raise not_found(current, "previous_response_id")
         if not record.stored:
+            why = record.recorded.get(NOT_STORED)
+            said = f"was not stored ({why})" if why else "was created with 'store': false"
             raise bad_request(
-                f"Response '{current}' was created with 'store': false, so it cannot be "
-                "continued with 'previous_response_id'. Send the whole conversation instead.",
+                f"Response '{current}' {said}, so it cannot be continued with "
+                "'previous_response_id'. Send the whole conversation instead.",
                 param="previous_response_id",
                 code="previous_response_not_stored",
             )
