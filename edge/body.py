@@ -13,11 +13,16 @@ from edge.appkeys import SETTINGS
 from edge.context import ctx_of
 from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
 from edge.inflate import ENCODINGS, Inflater, TooLarge, undecodable, unsupported
+from edge.request_limits import MAX_DEPTH, too_deep
 from edge.translate.gemini_request import check_field_names
 
 # The connection is closed after a 413: the unread rest of the body must not be parsed as a
 # next request, nor read just to be thrown away.
 TOO_LARGE = GatewayError(413, BODY_TOO_LARGE, code="request_too_large", close=True)
+# The deepest value orjson writes: a parsed body nested at most MAX_DEPTH levels, wrapped in
+# this many more, is still written, and a deeper one is refused by the same call.
+_WRITTEN_DEPTH = 254
+_WRAPS = _WRITTEN_DEPTH - MAX_DEPTH
 # A body that trickles in would hold its connection and handler for ever.
 BODY_TIMEOUT = GatewayError(
     408, "The request body did not arrive in time.", code="request_timeout", close=True
@@ -109,7 +114,20 @@ def _pairs(pairs: list[tuple[str, Any]]) -> None:
         seen.add(key)
 
 
-def duplicate_key(raw: bytes, payload: Any) -> str | None:
+def _colons_within_depth(payload: Any) -> int:
+    """`_colons_parsed` for a value nested at most MAX_DEPTH levels, else 400: the value is
+    written wrapped in `_WRAPS` arrays (which add no colon), so orjson's own depth limit does
+    the depth check in the same pass."""
+    wrapped = payload
+    for _ in range(_WRAPS):
+        wrapped = [wrapped]
+    try:
+        return orjson.dumps(wrapped).count(b":")
+    except orjson.JSONEncodeError:
+        raise too_deep() from None
+
+
+def duplicate_key(raw: bytes, payload: Any, parsed_colons: int | None = None) -> str | None:
     """The first key met twice in one object of the JSON text `raw` (keys compared after
     unescaping), None when there is none; `payload` is `raw` as already parsed.
 
@@ -118,11 +136,14 @@ def duplicate_key(raw: bytes, payload: Any) -> str | None:
     colon escapes equal the parsed keys plus the colons of the parsed strings exactly when no key
     was dropped as a duplicate (a dropped key, and whatever its dropped value held, make the raw
     side larger). Only when they differ is the body parsed a second time, keeping every pair, to
-    name the key (or to clear it: a literal "\\u003a" text over-counts)."""
+    name the key (or to clear it: a literal "\\u003a" text over-counts). `parsed_colons` is
+    the parsed side's count when the caller has it."""
     raw_colons = raw.count(b":")
     if b"\\u003" in raw:  # rare: a colon (or a digit, `;<=>?`) written as an escape
         raw_colons += raw.count(b"\\u003a") + raw.count(b"\\u003A")
-    if raw_colons == _colons_parsed(payload):
+    if parsed_colons is None:
+        parsed_colons = _colons_parsed(payload)
+    if raw_colons == parsed_colons:
         return None
     try:
         json.loads(raw, object_pairs_hook=_pairs)
@@ -148,9 +169,10 @@ def _shape(request: web.Request) -> str | None:
 
 
 async def read_json(request: web.Request) -> tuple[bytes, Any]:
-    """The raw body and its JSON value; 400 when it is not a JSON object, when any object in it
-    has a key twice (the raw bytes go upstream: a provider might read the other one), and on
-    Gemini routes when one field is set under both of its names."""
+    """The raw body and its JSON value; 400 when it is not a JSON object, when it is nested
+    deeper than one request may (`edge.request_limits`), when any object in it has a key twice
+    (the raw bytes go upstream: a provider might read the other one), and on Gemini routes when
+    one field is set under both of its names."""
     raw = await read_body(request)
     if not raw:
         raise bad_request("Request body is empty; expected a JSON object.")
@@ -160,7 +182,7 @@ async def read_json(request: web.Request) -> tuple[bytes, Any]:
         raise bad_request(f"Request body is not valid JSON: {exc.msg}.") from exc
     if not isinstance(payload, dict):
         raise bad_request("Request body must be a JSON object.")
-    duplicate = duplicate_key(raw, payload)
+    duplicate = duplicate_key(raw, payload, _colons_within_depth(payload))
     if duplicate is not None:
         raise bad_request(
             f"Duplicate key {_shown(duplicate)!r} in the request body.",

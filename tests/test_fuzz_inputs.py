@@ -1,7 +1,10 @@
 """Bad input, deliberately and at random, against a real `edge serve`: a corpus (wrong types in
 every field of every client API and admin body, invalid JSON and UTF-8, deep nesting, bodies that
-are not objects) and a short seeded `hypothesis` run over every public route and the admin API.
-Zero 500s, zero crashes, every error a JSON body. The 10-minute run is in tests/soak.
+are not objects), the bodies fuzzing once answered 500 with (Gemini media parts, Anthropic tool
+results, schemas the echo model reads, nesting past what orjson writes), and short seeded
+`hypothesis` runs over every public route, the admin API and the translated-call corpus of
+tests/support/fuzz_corpus.py. Zero 500s, zero crashes, every error a JSON body. The 10-minute
+run is in tests/soak.
 
 Also: another account's response id and an unknown one answer alike. Oversized bodies (413)
 are in test_body_limit.py, malformed HTTP in test_reliability_server.py, JWT attacks in
@@ -22,12 +25,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from policies.quota import QUOTA_FIELDS
 from tests.support.fuzz import (
     ADMIN_BODIES,
+    EXTREME_NUMBERS,
     INFERENCE,
     Call,
     Target,
     admin_calls,
+    corpus_calls,
     fuzz_tenants,
     inference_calls,
 )
@@ -79,6 +85,37 @@ def test_wrong_types_in_every_field(target: tuple[Target, str, GatewayProcess]) 
     print(f"{sent} calls, statuses {sorted(gateway.statuses.items())}")
 
 
+def test_numeric_extremes_in_quota_fields(target: tuple[Target, str, GatewayProcess]) -> None:
+    # Each quota field of a key and of its account set to a number at the edge of what a double
+    # or a 64-bit integer holds (refused or kept), then a model call with that key.
+    gateway, _, _ = target
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    body = orjson.dumps({"account": "acct_fuzz", "branch": "br-fuzz"})
+    status, raw, _ = gateway.send(Call("POST", "/admin/v1/keys", body, admin))
+    assert status == 201, raw
+    created = orjson.loads(raw)
+    invoke = {"Authorization": f"Bearer {created['key']}", "Content-Type": "application/json"}
+    call = json.dumps({"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]})
+    for scope in (f"/admin/v1/keys/{created['id']}", "/admin/v1/accounts/acct_fuzz"):
+        for field in QUOTA_FIELDS:
+            for value in EXTREME_NUMBERS:
+                quota = json.dumps({field: value}).encode()
+                gateway.check(Call("PUT", f"{scope}/quota", quota, admin))
+                gateway.check(Call("POST", "/v1/chat/completions", call.encode(), invoke))
+                gateway.check(Call("DELETE", f"{scope}/quota", b"", admin))
+
+
+def test_non_ascii_bytes_in_credential_headers(target: tuple[Target, str, GatewayProcess]) -> None:
+    gateway, _, _ = target
+    body = json.dumps({"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]})
+    for name in ("Authorization", "x-api-key", "x-goog-api-key", "X-Branch-Id", "x-request-id"):
+        for value in ("Bearer \xe9", "\xe9\xff", "Bearer ek_\x80_\xfe", "\xa0"):
+            headers = {name: value, "Content-Type": "application/json"}
+            for path in ("/v1/chat/completions", "/v1/messages", "/admin/v1/accounts"):
+                gateway.check(Call("POST", path, body.encode(), headers))
+        gateway.check(Call("GET", "/metrics", b"", {name: "Bearer \xe9"}))
+
+
 def test_bodies_that_are_not_json_objects(target: tuple[Target, str, GatewayProcess]) -> None:
     gateway, key, _ = target
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -106,6 +143,110 @@ def test_bodies_that_are_not_json_objects(target: tuple[Target, str, GatewayProc
             gateway.check(Call("POST", path, body, headers))
 
 
+GEMINI = "/v1beta/models/local-echo:generateContent"
+GEMINI_SSE = "/v1beta/models/local-echo:streamGenerateContent?alt=sse"
+
+
+def _gemini_part(part: Any, **extra: Any) -> dict[str, Any]:
+    return {"contents": [{"role": "user", "parts": [{"text": "see"}, part]}], **extra}
+
+
+def _tool_result(content: Any) -> dict[str, Any]:
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": content}
+    return {
+        "model": "local/echo",
+        "max_tokens": 16,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f"}]},
+            {"role": "user", "content": [result]},
+        ],
+    }
+
+
+def _echo_tool(parameters: Any, stream: bool = False) -> dict[str, Any]:
+    tool = {"type": "function", "function": {"name": "f", "parameters": parameters}}
+    return {"model": "local/echo", "messages": MESSAGES, "tools": [tool], "stream": stream}
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+# Bodies that answered 500 before (found by the fuzzers here and in tests/soak), and what they
+# answer now: (path, body, status, the field a 400 names).
+FOUND_500: list[tuple[str, dict[str, Any], int, str]] = [
+    (GEMINI, _gemini_part({"inlineData": None}), 400, "contents[0].parts[1].inlineData"),
+    (GEMINI, _gemini_part({"inline_data": "AAAA"}), 400, "contents[0].parts[1].inlineData"),
+    (GEMINI_SSE, _gemini_part({"fileData": 1}), 400, "contents[0].parts[1].fileData"),
+    (GEMINI, _gemini_part({"fileData": []}), 400, "contents[0].parts[1].fileData"),
+    (GEMINI, _gemini_part({"file_data": "gs://b/o"}), 400, "contents[0].parts[1].fileData"),
+    (
+        GEMINI,
+        _gemini_part({"inlineData": {"mimeType": "image/png", "data": "AA"}, "fileData": 5}),
+        400,
+        "contents[0].parts[1]",
+    ),
+    (
+        GEMINI,
+        _gemini_part({"text": "x"}, generationConfig={"responseModalities": 1.5}),
+        400,
+        "generationConfig.responseModalities",
+    ),
+    ("/v1/messages", _tool_result([5]), 400, "messages[2].content[0].content[0]"),
+    ("/v1/messages", _tool_result(["text"]), 400, "messages[2].content[0].content[0]"),
+    (
+        "/v1/messages",
+        _tool_result([None, {"type": "text", "text": "x"}]),
+        400,
+        "messages[2].content[0].content[0]",
+    ),
+    ("/v1/chat/completions", _echo_tool({"enum": {"a": 1}}), 200, ""),
+    ("/v1/chat/completions", _echo_tool({"properties": [1, 2]}), 200, ""),
+    (
+        "/v1/chat/completions",
+        _echo_tool({"type": "object", "properties": {"a": {}}, "required": [{"x": 1}]}),
+        200,
+        "",
+    ),
+    ("/v1/chat/completions", _echo_tool({"properties": {"a": {}}, "required": 5}), 200, ""),
+    ("/v1/chat/completions", _echo_tool({"type": "array", "items": _deep(300)}), 400, ""),
+    (
+        "/v1/responses",
+        {
+            "model": "local/echo",
+            "input": "hi",
+            "stream": True,
+            "text": {"format": {"type": "json_object", "schema": _deep(300)}},
+        },
+        400,
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "field"), FOUND_500)
+def test_bodies_that_answered_500_name_the_field(
+    target: tuple[Target, str, GatewayProcess],
+    path: str,
+    body: dict[str, Any],
+    status: int,
+    field: str,
+) -> None:
+    gateway, key, _ = target
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    raw = json.dumps(body).encode()  # orjson writes at most 254 levels
+    answer_status, answer, _ = gateway.send(Call("POST", path, raw, headers))
+    assert answer_status == status, answer[:400]
+    if status == 400:
+        message = orjson.loads(answer)["error"]["message"]
+        assert f"'{field}" in message if field else "nested more than 128 levels" in message
+
+
 def _hypothesis(examples: int) -> settings:
     return settings(
         max_examples=examples,
@@ -127,6 +268,15 @@ def test_fuzz_every_public_route(
 ) -> None:
     gateway, key, _ = target
     gateway.check(data.draw(inference_calls(key)))
+
+
+@_hypothesis(500)
+@given(data=st.data())
+def test_fuzz_translated_calls_to_the_echo_model(
+    target: tuple[Target, str, GatewayProcess], data: st.DataObject
+) -> None:
+    gateway, key, _ = target
+    gateway.check(data.draw(corpus_calls(key)))
 
 
 @_hypothesis(400)

@@ -13,13 +13,29 @@ from typing import Any
 
 import orjson
 
+from edge.request_limits import MAX_DEPTH
 from edge.translate import neutral as n
 from edge.translate.common import new_id, now
 from edge.usage import Usage
 
+# An answer without an output cap stops here ("length"), as a provider's default cap would:
+# echoing a 30 MiB prompt word by word would be millions of stream events.
+MAX_WORDS = 4096
+
+
+# Words are counted this many characters at a time: a long text is never split into millions
+# of strings at once.
+_SLICE = 1 << 16
+
 
 def _words(text: str) -> int:
-    return max(1, len(text.split()))
+    count = 0
+    for start in range(0, len(text), _SLICE):
+        piece = text[start : start + _SLICE]
+        count += len(piece.split())
+        if start and not piece[0].isspace() and not text[start - 1].isspace():
+            count -= 1  # one word across the cut, counted in both slices
+    return max(1, count)
 
 
 def _input_text(req: n.Request) -> str:
@@ -34,21 +50,30 @@ def _input_text(req: n.Request) -> str:
     return " ".join(chunks)
 
 
-def _sample(schema: Any, text: str) -> Any:
-    """A value that fits a JSON schema, from the prompt's text where a string is wanted."""
-    if not isinstance(schema, dict):
+def _sample(schema: Any, text: str, depth: int = 0) -> Any:
+    """A value that fits a JSON schema, from the prompt's text where a string is wanted; parts
+    of the schema that are not what JSON Schema says they are (a `properties` that is not an
+    object, a `required` that is not a list of names) are read as absent."""
+    if not isinstance(schema, dict) or depth > MAX_DEPTH:
         return text
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        required = schema.get("required", list(props))
-        return {k: _sample(props.get(k), text) for k in required if k in props}
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    props = schema.get("properties")
+    if kind == "object" or isinstance(props, dict):
+        props = props if isinstance(props, dict) else {}
+        required = schema.get("required")
+        names = required if isinstance(required, list) else list(props)
+        return {
+            k: _sample(props[k], text, depth + 1)
+            for k in names
+            if isinstance(k, str) and k in props
+        }
     if kind == "array":
-        return [_sample(schema.get("items"), text)]
+        return [_sample(schema.get("items"), text, depth + 1)]
     return {"integer": 1, "number": 1, "boolean": True, "null": None}.get(str(kind), text)
 
 
@@ -59,7 +84,7 @@ def _plan(req: n.Request) -> tuple[list[n.Item], n.StopReason]:
     )
     if isinstance(last, n.ToolResult):
         output = last.output if isinstance(last.output, str) else "[content]"
-        return [n.Message(role="assistant", parts=[n.TextPart(f"Tool result: {output}")])], "stop"
+        return _text_answer(f"Tool result: {output}", MAX_WORDS)
     wants_tool = req.tools and req.tool_choice != "none"
     if wants_tool and isinstance(last, n.Message) and last.role == "user":
         forced = req.tool_choice if req.tool_choice not in (None, "auto", "required") else None
@@ -73,11 +98,14 @@ def _plan(req: n.Request) -> tuple[list[n.Item], n.StopReason]:
         text = orjson.dumps({"echo": user_text}).decode()
     else:
         text = f"Echo: {user_text}"
-    limit = req.max_output_tokens
-    if limit is not None and _words(text) > limit:
-        return [
-            n.Message(role="assistant", parts=[n.TextPart(" ".join(text.split()[:limit]))])
-        ], "length"
+    return _text_answer(text, min(req.max_output_tokens or MAX_WORDS, MAX_WORDS))
+
+
+def _text_answer(text: str, limit: int) -> tuple[list[n.Item], n.StopReason]:
+    """One text message, cut after `limit` words ("length")."""
+    if _words(text) > limit:
+        words = text.split(maxsplit=limit)[:limit]
+        return [n.Message(role="assistant", parts=[n.TextPart(" ".join(words))])], "length"
     return [n.Message(role="assistant", parts=[n.TextPart(text)])], "stop"
 
 
@@ -108,7 +136,7 @@ async def stream(req: n.Request, delay: float = 0.0) -> AsyncIterator[n.Event]:
     yield n.Start(id=resp.id, model=resp.model, created=resp.created)
     for index, item in enumerate(resp.items):
         if isinstance(item, n.Message):
-            words = item.text.split(" ")
+            words = item.text.split(" ", MAX_WORDS)  # no more events than words answered
             for i, word in enumerate(words):
                 yield n.TextDelta(word if i == 0 else " " + word)
                 if delay:

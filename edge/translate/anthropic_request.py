@@ -41,7 +41,9 @@ def _source(block: dict[str, Any], at: str) -> tuple[str | None, str | None, str
     raise unsupported(f"A {kind!r} source", API, f"{at}.source.type")
 
 
-def _user_block(block: dict[str, Any], at: str) -> n.Part:
+def _user_block(block: Any, at: str) -> n.Part:
+    if not isinstance(block, dict):
+        raise invalid(at, "a content block")
     kind = block.get("type")
     if kind == "text":
         text = block.get("text")
@@ -74,7 +76,10 @@ def _tool_result(block: dict[str, Any], at: str) -> n.ToolResult:
         output = "".join(texts) if len(texts) == len(parts) else parts
     else:
         raise invalid(f"{at}.content", "a string or an array of content blocks")
-    return n.ToolResult(call_id=call_id, output=output, is_error=block.get("is_error") is True)
+    is_error = block.get("is_error")
+    if is_error is not None and not isinstance(is_error, bool):
+        raise invalid(f"{at}.is_error", "a boolean")
+    return n.ToolResult(call_id=call_id, output=output, is_error=is_error is True)
 
 
 def _assistant_block(block: dict[str, Any], at: str) -> n.Item:

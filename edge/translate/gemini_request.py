@@ -104,15 +104,20 @@ def camel_keys(value: Any, depth: int = 0) -> Any:
 
 
 def _media(part: dict[str, Any], at: str) -> n.Part:
-    if isinstance(part.get("inlineData"), dict):
+    if "inlineData" in part and "fileData" in part:
+        raise invalid(at, "a Part with one of inlineData or fileData")
+    if "inlineData" in part:
         blob = part["inlineData"]
-        mime, data = blob.get("mimeType"), blob.get("data")
+        mime = blob.get("mimeType") if isinstance(blob, dict) else None
+        data = blob.get("data") if isinstance(blob, dict) else None
         if not isinstance(data, str) or not isinstance(mime, str):
             raise invalid(f"{at}.inlineData", "an object with mimeType and base64 data")
         if mime.startswith("image/"):
             return n.ImagePart(data=data, media_type=mime)
         return n.FilePart(data=data, media_type=mime)
     ref = part["fileData"]
+    if not isinstance(ref, dict):
+        raise invalid(f"{at}.fileData", "an object with a fileUri")
     uri, mime = ref.get("fileUri"), ref.get("mimeType")
     if not isinstance(uri, str):
         raise invalid(f"{at}.fileData.fileUri", "a string")
@@ -307,7 +312,8 @@ def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Re
     count = opt_int(gen, "candidateCount", "generationConfig.", minimum=1)
     if count is not None and count > 1:
         raise unsupported("'candidateCount' greater than 1", API, "generationConfig")
-    modalities = [str(m).upper() for m in gen.get("responseModalities") or []]
+    raw_modalities = opt_list(gen, "responseModalities", "generationConfig.") or []
+    modalities = [str(m).upper() for m in raw_modalities]
     if any(m != "TEXT" for m in modalities):
         raise unsupported("Response modalities other than TEXT", API, "responseModalities")
     tools, hosted = _tools(opt_list(body, "tools") or [])

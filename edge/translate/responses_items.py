@@ -140,10 +140,13 @@ def to_neutral(item: dict[str, Any], at: str) -> n.Item | None:
             raise invalid(f"{at}.call_id", "a string")
         return n.ToolResult(call_id=call_id, output=_output(item.get("output"), f"{at}.output"))
     if kind == "reasoning":
+        encrypted = item.get("encrypted_content")
+        if encrypted is not None and not isinstance(encrypted, str):
+            raise invalid(f"{at}.encrypted_content", "a string")
         return n.Reasoning(
             text="".join(_texts(item.get("content"))),
             summary=_texts(item.get("summary")),
-            encrypted=item.get("encrypted_content"),
+            encrypted=encrypted,
             id=item.get("id"),
         )
     if kind.endswith(_HOSTED_CALLS):

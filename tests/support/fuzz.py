@@ -19,6 +19,7 @@ from urllib.parse import quote
 import orjson
 from hypothesis import strategies as st
 
+from tests.support.fuzz_corpus import corpus_requests
 from tests.support.gateway import ADMIN_TOKEN
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -131,11 +132,15 @@ PUBLIC_READS = [
     "POST /v1/responses/{response_id}/cancel",
 ]
 
+# Numbers at the edges of what a double or a 64-bit integer holds, for admin fields above all
+# (a quota of 5e-324 bytes per token once made every call on its key answer 500).
+EXTREME_NUMBERS: list[Any] = [5e-324, -5e-324, 1e308, -1e308, -0.0, 2**63, 2**64, -(2**63) - 1]
 scalars = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(EXTREME_NUMBERS)
     | st.text(max_size=40)
 )
 json_values = st.recursive(
@@ -197,7 +202,13 @@ def bodies(draw: st.DrawFn, valid: dict[str, Any] | None) -> bytes:
     return _dumps(draw(json_values))
 
 
-header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+# Header values as sent on the wire (Latin-1): printable ASCII, and sometimes bytes past it.
+header_values = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60
+) | st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"),
+    max_size=60,
+)
 
 
 @dataclass
@@ -208,6 +219,7 @@ class Call:
     path: str
     body: bytes
     headers: dict[str, str]
+    source: str = ""  # which strategy made it, for the figures a run prints
 
 
 @st.composite
@@ -248,6 +260,15 @@ def inference_calls(draw: st.DrawFn, key: str) -> Call:
         path += "?" + draw(st.sampled_from(["alt=sse", "stream=true", "key=x", "a=%ff&b"]))
     headers = draw(credentials(key, admin=False))
     return _decorate(draw, Call(method, path, draw(bodies(valid)), headers))
+
+
+@st.composite
+def corpus_calls(draw: st.DrawFn, key: str) -> Call:
+    """A call to the echo model on any client API from `tests.support.fuzz_corpus`: a valid
+    body with a few odd values deep inside, sent with a valid key."""
+    path, body = draw(corpus_requests())
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return Call("POST", path, body, headers, source="corpus")
 
 
 @st.composite
