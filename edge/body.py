@@ -13,7 +13,7 @@ from edge.appkeys import SETTINGS
 from edge.context import ctx_of
 from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
 from edge.inflate import ENCODINGS, Inflater, TooLarge, undecodable, unsupported
-from edge.request_limits import MAX_DEPTH, too_deep
+from edge.request_limits import MAX_DEPTH, check_structure, too_deep
 from edge.translate.gemini_request import check_field_names
 
 # The connection is closed after a 413: the unread rest of the body must not be parsed as a
@@ -169,13 +169,15 @@ def _shape(request: web.Request) -> str | None:
 
 
 async def read_json(request: web.Request) -> tuple[bytes, Any]:
-    """The raw body and its JSON value; 400 when it is not a JSON object, when it is nested
-    deeper than one request may (`edge.request_limits`), when any object in it has a key twice
-    (the raw bytes go upstream: a provider might read the other one), and on Gemini routes when
-    one field is set under both of its names."""
+    """The raw body and its JSON value; 400 when it is not a JSON object, when it holds more
+    objects, arrays or elements than one request may (`edge.request_limits`, counted before it
+    is parsed) or is nested deeper, when any object in it has a key twice (the raw bytes go
+    upstream: a provider might read the other one), and on Gemini routes when one field is set
+    under both of its names."""
     raw = await read_body(request)
     if not raw:
         raise bad_request("Request body is empty; expected a JSON object.")
+    check_structure(raw)
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

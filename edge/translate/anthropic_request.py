@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.request_limits import MAX_ITEMS, MAX_LIST, MAX_PARTS, MAX_TOOLS, capped
 from edge.translate import neutral as n
 from edge.translate.common import (
     invalid,
@@ -71,7 +72,10 @@ def _tool_result(block: dict[str, Any], at: str) -> n.ToolResult:
     if isinstance(content, str):
         output = content
     elif isinstance(content, list):
-        parts = [_user_block(b, f"{at}.content[{i}]") for i, b in enumerate(content)]
+        parts = [
+            _user_block(b, f"{at}.content[{i}]")
+            for i, b in enumerate(capped(content, f"{at}.content", MAX_PARTS))
+        ]
         texts = [p.text for p in parts if isinstance(p, n.TextPart)]
         output = "".join(texts) if len(texts) == len(parts) else parts
     else:
@@ -113,7 +117,7 @@ def _message(msg: Any, i: int) -> list[n.Item]:
         raise invalid(f"{at}.content", "a string or an array of content blocks")
     items: list[n.Item] = []
     parts: list[n.Part] = []
-    for j, block in enumerate(content):
+    for j, block in enumerate(capped(content, f"{at}.content", MAX_PARTS)):
         where = f"{at}.content[{j}]"
         if not isinstance(block, dict):
             raise invalid(where, "a content block")
@@ -136,7 +140,7 @@ def _system(raw: Any) -> list[n.Item]:
     if not isinstance(raw, list):
         raise invalid("system", "a string or an array of text blocks")
     texts: list[n.Part] = []
-    for i, block in enumerate(raw):
+    for i, block in enumerate(capped(raw, "system", MAX_PARTS)):
         if not isinstance(block, dict) or not isinstance(block.get("text"), str):
             raise invalid(f"system[{i}]", "a text block")
         texts.append(n.TextPart(block["text"]))
@@ -146,7 +150,7 @@ def _system(raw: Any) -> list[n.Item]:
 def _tools(raw: list[Any]) -> tuple[list[n.ToolSpec], list[n.HostedTool]]:
     tools: list[n.ToolSpec] = []
     hosted: list[n.HostedTool] = []
-    for i, tool in enumerate(raw):
+    for i, tool in enumerate(capped(raw, "tools", MAX_TOOLS)):
         if not isinstance(tool, dict):
             raise invalid(f"tools[{i}]", "a tool object")
         kind = tool.get("type")
@@ -211,6 +215,7 @@ def parse_messages_request(body: dict[str, Any]) -> n.Request:
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise invalid("messages", "a non-empty array of messages")
+    capped(raw_messages, "messages", MAX_ITEMS)
     max_tokens = opt_int(body, "max_tokens", minimum=1)
     if max_tokens is None:
         raise invalid("max_tokens", "an integer >= 1")
@@ -222,7 +227,7 @@ def parse_messages_request(body: dict[str, Any]) -> n.Request:
         items.extend(_message(msg, i))
     tools, hosted = _tools(opt_list(body, "tools") or [])
     choice, parallel = _tool_choice(opt_dict(body, "tool_choice"))
-    stop = opt_list(body, "stop_sequences") or []
+    stop = capped(opt_list(body, "stop_sequences") or [], "stop_sequences", MAX_LIST)
     metadata = opt_dict(body, "metadata") or {}
     top_k = opt_int(body, "top_k", minimum=1)
     return n.Request(

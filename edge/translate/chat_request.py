@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.request_limits import MAX_ITEMS, MAX_LIST, MAX_PARTS, MAX_TOOLS, capped
 from edge.translate import neutral as n
 from edge.translate.common import (
     invalid,
@@ -29,7 +30,7 @@ def _parts(content: Any, where: str) -> list[n.Part]:
     if not isinstance(content, list):
         raise invalid(where, "a string or an array of content parts")
     parts: list[n.Part] = []
-    for i, part in enumerate(content):
+    for i, part in enumerate(capped(content, where, MAX_PARTS)):
         at = f"{where}[{i}]"
         if not isinstance(part, dict):
             raise invalid(at, "a content part object")
@@ -101,7 +102,8 @@ def _message(msg: Any, i: int) -> list[n.Item]:
     refusal = opt_str(msg, "refusal", f"{where}.")
     if parts or refusal:
         items.append(n.Message(role="assistant", parts=parts, refusal=refusal))
-    for j, call in enumerate(opt_list(msg, "tool_calls", f"{where}.") or []):
+    calls = opt_list(msg, "tool_calls", f"{where}.") or []
+    for j, call in enumerate(capped(calls, f"{where}.tool_calls", MAX_PARTS)):
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise invalid(f"{where}.tool_calls[{j}].function.name", "a string")
@@ -120,7 +122,7 @@ def _message(msg: Any, i: int) -> list[n.Item]:
 
 def _tools(raw: list[Any]) -> list[n.ToolSpec]:
     tools = []
-    for i, tool in enumerate(raw):
+    for i, tool in enumerate(capped(raw, "tools", MAX_TOOLS)):
         if not isinstance(tool, dict):
             raise invalid(f"tools[{i}]", "a tool object")
         if tool.get("type") != "function":
@@ -177,6 +179,7 @@ def parse_chat_request(body: dict[str, Any]) -> n.Request:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid("messages", "a non-empty array of messages")
+    capped(messages, "messages", MAX_ITEMS)
     items: list[n.Item] = []
     for i, msg in enumerate(messages):
         items.extend(_message(msg, i))
@@ -189,6 +192,8 @@ def parse_chat_request(body: dict[str, Any]) -> n.Request:
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str | list):
         raise invalid("stop", "a string or an array of strings")
+    if isinstance(stop, list):
+        capped(stop, "stop", MAX_LIST)
     max_tokens = opt_int(body, "max_completion_tokens", minimum=1)
     if max_tokens is None:
         max_tokens = opt_int(body, "max_tokens", minimum=1)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from edge.errors import GatewayError
+from edge.request_limits import MAX_ITEMS, MAX_LIST, MAX_PARTS, MAX_TOOLS, capped, too_long
 from edge.translate import neutral as n
 from edge.translate.common import invalid, opt_dict, opt_int, opt_list, opt_num, unsupported
 from edge.translate.gemini_outbound import HOSTED
@@ -180,7 +181,8 @@ class _Turns:
         if role not in ("user", "model", "function"):
             raise invalid(f"{at}.role", "'user' or 'model'")
         parts: list[n.Part] = []
-        for j, part in enumerate(opt_list(content, "parts", f"{at}.") or []):
+        raw_parts = capped(opt_list(content, "parts", f"{at}.") or [], f"{at}.parts", MAX_PARTS)
+        for j, part in enumerate(raw_parts):
             where = f"{at}.parts[{j}]"
             if not isinstance(part, dict):
                 raise invalid(where, "a Part object")
@@ -214,7 +216,10 @@ def _system(raw: Any) -> list[n.Item]:
     if isinstance(raw, str):
         return [n.Message(role="system", parts=[n.TextPart(raw)])]
     parts = raw.get("parts") if isinstance(raw, dict) else None
-    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+    if not isinstance(parts, list):
+        raise invalid("systemInstruction", "a Content object with text parts")
+    capped(parts, "systemInstruction.parts", MAX_PARTS)
+    if not all(isinstance(p, dict) for p in parts):
         raise invalid("systemInstruction", "a Content object with text parts")
     texts: list[n.Part] = [n.TextPart(str(p.get("text", ""))) for p in parts]
     return [n.Message(role="system", parts=texts)]
@@ -223,7 +228,7 @@ def _system(raw: Any) -> list[n.Item]:
 def _tools(raw: list[Any]) -> tuple[list[n.ToolSpec], list[n.HostedTool]]:
     specs: list[n.ToolSpec] = []
     hosted: list[n.HostedTool] = []
-    for i, tool in enumerate(raw):
+    for i, tool in enumerate(capped(raw, "tools", MAX_TOOLS)):
         if not isinstance(tool, dict):
             raise invalid(f"tools[{i}]", "a Tool object")
         for key, value in tool.items():
@@ -232,7 +237,11 @@ def _tools(raw: list[Any]) -> tuple[list[n.ToolSpec], list[n.HostedTool]]:
                 hosted.append(n.HostedTool(type=key, config=config))
             elif key != "functionDeclarations":
                 raise unsupported(f"The tool {key!r}", API, f"tools[{i}].{key}")
-        for j, decl in enumerate(opt_list(tool, "functionDeclarations", f"tools[{i}].") or []):
+        declarations = opt_list(tool, "functionDeclarations", f"tools[{i}].") or []
+        if len(specs) + len(declarations) > MAX_TOOLS:
+            where = f"tools[{i}].functionDeclarations"
+            raise too_long(where, MAX_TOOLS, len(specs) + len(declarations))
+        for j, decl in enumerate(declarations):
             if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
                 raise invalid(f"tools[{i}].functionDeclarations[{j}].name", "a string")
             schema = decl.get("parametersJsonSchema") or to_json_schema(decl.get("parameters"))
@@ -303,6 +312,7 @@ def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Re
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise invalid("contents", "a non-empty array of Content objects")
+    capped(contents, "contents", MAX_ITEMS)
     if body.get("cachedContent") is not None:
         raise unsupported("'cachedContent'", API, "cachedContent")
     turns = _Turns()
@@ -313,11 +323,12 @@ def parse_gemini_request(body: dict[str, Any], model: str, stream: bool) -> n.Re
     if count is not None and count > 1:
         raise unsupported("'candidateCount' greater than 1", API, "generationConfig")
     raw_modalities = opt_list(gen, "responseModalities", "generationConfig.") or []
-    modalities = [str(m).upper() for m in raw_modalities]
+    modalities = [str(m).upper() for m in capped(raw_modalities, "responseModalities", MAX_LIST)]
     if any(m != "TEXT" for m in modalities):
         raise unsupported("Response modalities other than TEXT", API, "responseModalities")
     tools, hosted = _tools(opt_list(body, "tools") or [])
     stop = opt_list(gen, "stopSequences", "generationConfig.") or []
+    capped(stop, "generationConfig.stopSequences", MAX_LIST)
     extra = _extras(body, gen)
     return n.Request(
         model=model,

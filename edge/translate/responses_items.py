@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.request_limits import MAX_ITEMS, MAX_PARTS, capped, too_long
 from edge.translate import neutral as n
 from edge.translate.common import invalid, new_id, split_data_url, unsupported
 
@@ -31,7 +32,7 @@ def normalize_items(raw: Any, where: str = "input") -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         raise invalid(where, "a string or an array of input items")
     out: list[dict[str, Any]] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(capped(raw, where, MAX_ITEMS)):
         if not isinstance(item, dict):
             raise invalid(f"{where}[{i}]", "an input item object")
         kind = item.get("type") or ("message" if "role" in item else None)
@@ -47,6 +48,8 @@ def normalize_items(raw: Any, where: str = "input") -> list[dict[str, Any]]:
                 item["content"] = [_text_part(content, role)]
             elif not isinstance(content, list):
                 raise invalid(f"{where}[{i}].content", "a string or an array of content parts")
+            else:
+                capped(content, f"{where}[{i}].content", MAX_PARTS)
             item.setdefault("status", "completed")
         item.setdefault("id", new_id(_ID_PREFIX.get(kind, "item_")))
         out.append(item)
@@ -81,7 +84,7 @@ def _file(part: dict[str, Any], at: str) -> n.FilePart:
 def _parts(content: list[Any], at: str) -> tuple[list[n.Part], str | None]:
     parts: list[n.Part] = []
     refusal: list[str] = []
-    for j, part in enumerate(content):
+    for j, part in enumerate(capped(content, at, MAX_PARTS)):
         where = f"{at}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
@@ -111,10 +114,11 @@ def _output(raw: Any, at: str) -> str | list[n.Part]:
     return parts
 
 
-def _texts(raw: Any) -> list[str]:
+def _texts(raw: Any, at: str) -> list[str]:
     if not isinstance(raw, list):
         return []
-    return [p["text"] for p in raw if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    parts = capped(raw, at, MAX_PARTS)
+    return [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
 
 
 def to_neutral(item: dict[str, Any], at: str) -> n.Item | None:
@@ -144,8 +148,8 @@ def to_neutral(item: dict[str, Any], at: str) -> n.Item | None:
         if encrypted is not None and not isinstance(encrypted, str):
             raise invalid(f"{at}.encrypted_content", "a string")
         return n.Reasoning(
-            text="".join(_texts(item.get("content"))),
-            summary=_texts(item.get("summary")),
+            text="".join(_texts(item.get("content"), f"{at}.content")),
+            summary=_texts(item.get("summary"), f"{at}.summary"),
             encrypted=encrypted,
             id=item.get("id"),
         )
@@ -157,7 +161,10 @@ def to_neutral(item: dict[str, Any], at: str) -> n.Item | None:
 
 
 def items_to_neutral(items: list[dict[str, Any]], where: str = "input") -> list[n.Item]:
-    """Typed items as neutral items."""
+    """Typed items as neutral items; 400 past MAX_ITEMS, a chained transcript included."""
+    if len(items) > MAX_ITEMS:  # the request's own items were capped: a chain made it longer
+        counting = " counting the stored transcript of 'previous_response_id'"
+        raise too_long(where, MAX_ITEMS, len(items), counting)
     out: list[n.Item] = []
     for i, item in enumerate(items):
         converted = to_neutral(item, f"{where}[{i}]")

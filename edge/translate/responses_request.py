@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge.errors import bad_request
+from edge.request_limits import MAX_TOOLS, capped
 from edge.translate import neutral as n
 from edge.translate.common import invalid, opt_bool, opt_dict, opt_int, opt_list, opt_num, opt_str
 from edge.translate.responses_items import items_to_neutral, normalize_items
@@ -93,6 +94,10 @@ def _tool(tool: Any, i: int) -> dict[str, Any]:
     }
 
 
+def _tools(body: dict[str, Any]) -> list[Any]:
+    return capped(opt_list(body, "tools") or [], "tools", MAX_TOOLS)
+
+
 def _tool_choice(raw: Any) -> Any:
     if raw is None:
         return "auto"
@@ -155,7 +160,7 @@ def parse_params(body: dict[str, Any]) -> ResponseParams:
         raise invalid("providerOptions", "an object")
     return ResponseParams(
         instructions=opt_str(body, "instructions"),
-        tools=[_tool(t, i) for i, t in enumerate(opt_list(body, "tools") or [])],
+        tools=[_tool(t, i) for i, t in enumerate(_tools(body))],
         tool_choice=_tool_choice(body.get("tool_choice")),
         parallel_tool_calls=opt_bool(body, "parallel_tool_calls") is not False,
         text=_text(body),
