@@ -11,7 +11,7 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.abc import AbstractView
 from aiohttp.typedefs import Handler
-from aiohttp.web_urldispatcher import AbstractRoute
+from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from edge.errors import ApiShape, GatewayError, shape_for_path
 from edge.routing import Route
@@ -20,9 +20,31 @@ from policies.catalog import Endpoint
 RouteKind = Literal["public", "admin", "inference"]
 # Where a model call names its model: the JSON body's `model`, or the path (Gemini).
 ModelFrom = Literal["body", "path"]
-GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
-# A `{model}:{method}` path segment run whose method is a Gemini model call.
-GEMINI_TARGET = r"[^:]+:(?:generateContent|streamGenerateContent)"
+# Gemini model methods, and whether each streams. A route serves one group of them (its facts
+# name its client API): generation, token counting (the generation API's companion, so a model
+# callable from Gemini can be counted there), embeddings.
+GEMINI_METHODS = {
+    "generateContent": False,
+    "streamGenerateContent": True,
+    "countTokens": False,
+    "embedContent": False,
+    "batchEmbedContents": False,
+}
+GENERATE_METHODS = ("generateContent", "streamGenerateContent")
+COUNT_METHODS = ("countTokens",)
+EMBED_METHODS = ("embedContent", "batchEmbedContents")
+
+
+def gemini_pattern(methods: tuple[str, ...]) -> str:
+    """The `{target}` regex of a `{model}:{method}` path segment run, for these methods."""
+    return rf"[^:]+:(?:{'|'.join(methods)})"
+
+
+# A `{model}:{method}` path segment run whose method is a Gemini generation method.
+GEMINI_TARGET = gemini_pattern(GENERATE_METHODS)
+# After `models/`: anything but a counting or embedding method (those have their own routes),
+# so an unknown method still reaches `gemini_target` and its 404 in Google's shape.
+GEMINI_MODELS_TARGET = rf"(?!.*:(?:{'|'.join(COUNT_METHODS + EMBED_METHODS)})$).+"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +71,14 @@ RESPONSES = RouteFacts("inference", "openai", "responses", "body")
 MESSAGES = RouteFacts("inference", "anthropic", "messages", "body")
 GEMINI = RouteFacts("inference", "gemini", "gemini", "path")
 OPENAI_READ = RouteFacts("inference", "openai")  # stored responses, the model list
+# Companion endpoints. Counting tokens is a call to the provider (Anthropic's and Gemini's own
+# count), so it is admitted and settled like any model call, for the generation API it counts.
+MESSAGES_COUNT = RouteFacts("inference", "anthropic", "messages", "body")
+GEMINI_COUNT = RouteFacts("inference", "gemini", "gemini", "path")
+EMBEDDINGS = RouteFacts("inference", "openai", "embeddings", "body")
+GEMINI_EMBED = RouteFacts("inference", "gemini", "embeddings", "path")
+ANTHROPIC_READ = RouteFacts("inference", "anthropic")  # the model list, Anthropic's shape
+GEMINI_READ = RouteFacts("inference", "gemini")  # the model list, Google's shape
 
 ROUTE_FACTS: web.AppKey[dict[AbstractRoute, RouteFacts]] = web.AppKey("edge.route_facts", dict)
 _FACTS = web.RequestKey("edge.route_facts", RouteFacts)
@@ -87,11 +117,14 @@ def facts_of(request: web.Request) -> RouteFacts:
     return found
 
 
-def gemini_target(request: web.Request) -> tuple[str, str, bool]:
-    """(model, method, streamed) of a Gemini route's `{model}:{method}`; 404 for others."""
+def gemini_target(
+    request: web.Request, methods: tuple[str, ...] = GENERATE_METHODS
+) -> tuple[str, str, bool]:
+    """(model, method, streamed) of a Gemini route's `{model}:{method}`; 404 for a method that is
+    not one of `methods` (a handler names those it serves)."""
     target = request.match_info.get("target", "")
     model, sep, method = target.rpartition(":")
-    if not sep or not model or method not in GEMINI_METHODS:
+    if not sep or not model or method not in methods or method not in GEMINI_METHODS:
         raise GatewayError(404, f"Method '{method or target}' is not found for this endpoint.")
     return model.removeprefix("models/"), method, GEMINI_METHODS[method]
 
@@ -106,7 +139,7 @@ def admitted_routes(ctx_routes: list[Route]) -> list[Route]:
 def requested_model(request: web.Request, facts: RouteFacts, payload: object) -> object:
     """The model name a model call asks for, read where its route says it is."""
     if facts.model_from == "path":
-        return gemini_target(request)[0]
+        return gemini_target(request, tuple(GEMINI_METHODS))[0]
     return payload.get("model") if isinstance(payload, dict) else None
 
 
@@ -118,17 +151,32 @@ def _api_prefix(path: str) -> str:
     return "/".join(parts[:2])
 
 
-def supported_routes(request: web.Request, limit: int = 16) -> list[str]:
+def supported_routes(request: web.Request, limit: int = 24) -> list[str]:
     """The declared routes under the request's API prefix, for a 404 that says what exists."""
     prefix = _api_prefix(request.path)
     table = request.app.get(ROUTE_FACTS) or {}
-    found = [
-        f"{route.method} {route.resource.canonical}".replace(
-            "{target}", "{model}:generateContent|streamGenerateContent"
-        )
-        for route, facts in table.items()
-        if route.resource is not None
-        and facts.kind != "public"
-        and route.resource.canonical.startswith(prefix + "/")
-    ]
+    found = []
+    for route, facts in table.items():
+        resource = route.resource
+        if resource is None or facts.kind == "public":
+            continue
+        if not resource.canonical.startswith(prefix + "/"):
+            continue
+        methods = target_methods(resource)
+        shown = resource.canonical.replace("{target}", f"{{model}}:{'|'.join(methods)}")
+        found.append(f"{route.method} {shown}")
     return list(dict.fromkeys(found))[:limit]
+
+
+def target_methods(resource: AbstractResource) -> tuple[str, ...]:
+    """The Gemini methods a `{model}:{method}` route accepts, read from its own pattern (none for
+    a route without one)."""
+    canonical = resource.canonical
+    pattern = resource.get_info().get("pattern")
+    if "{target}" not in canonical or pattern is None:
+        return ()
+    return tuple(
+        method
+        for method in GEMINI_METHODS
+        if pattern.fullmatch(canonical.replace("{target}", f"m:{method}"))
+    )

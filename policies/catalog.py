@@ -9,14 +9,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-Endpoint = Literal["chat", "responses", "messages", "gemini"]
-ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini")
+Endpoint = Literal["chat", "responses", "messages", "gemini", "embeddings"]
+ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini", "embeddings")
+# The client APIs that generate text: a model that declares no `endpoints` is callable from
+# these (an embedding model declares `endpoints = ["embeddings"]`).
+GENERATION_ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini")
 ProviderKind = Literal["openai", "openai-compatible", "anthropic", "gemini", "local"]
 PROVIDER_KINDS: tuple[str, ...] = ("openai", "openai-compatible", "anthropic", "gemini", "local")
-# The upstream wire APIs each provider kind can speak, in order of preference.
+# The upstream wire APIs each provider kind can speak, in order of preference (`embeddings` is
+# OpenAI's `POST /embeddings`; Gemini's embedding methods are part of its own API).
 KIND_APIS: dict[str, tuple[Endpoint, ...]] = {
-    "openai": ("responses", "chat"),
-    "openai-compatible": ("chat", "responses"),
+    "openai": ("responses", "chat", "embeddings"),
+    "openai-compatible": ("chat", "responses", "embeddings"),
     "anthropic": ("messages",),
     "gemini": ("gemini",),
     "local": ("chat",),
@@ -67,8 +71,20 @@ class Provider:
         return self.base_url is not None and self.api_key is not None
 
     def upstream_api(self, client_api: Endpoint) -> Endpoint:
-        """The wire API to use: the client's own when the provider speaks it (a passthrough)."""
-        return client_api if client_api in self.apis else self.apis[0]
+        """The wire API to use: the client's own when the provider speaks it (a passthrough),
+        else the provider's preferred one of the same family (text generation or embeddings;
+        Gemini's own API serves both)."""
+        if client_api in self.apis:
+            return client_api
+        if client_api != "embeddings":
+            generating = [api for api in self.apis if api != "embeddings"]
+            return generating[0] if generating else self.apis[0]
+        return self.apis[0]
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the provider can compute embeddings (OpenAI's API, Gemini's, or in process)."""
+        return self.kind in ("local", "gemini") or "embeddings" in self.apis
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +95,7 @@ class Model:
     provider: str
     upstream: str
     aliases: tuple[str, ...] = ()
-    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    endpoints: tuple[Endpoint, ...] = GENERATION_ENDPOINTS
     price: Price = Price()
     description: str = ""
     fallbacks: tuple[str, ...] = ()
@@ -188,7 +204,9 @@ def _model(raw: Mapping[str, Any], providers: Mapping[str, Provider], n: int) ->
         provider=str(provider),
         upstream=str(raw.get("upstream", model_id)),
         aliases=_str_tuple(raw.get("aliases"), f"{where}.aliases"),
-        endpoints=_endpoints(raw.get("endpoints", list(ENDPOINTS)), f"{where}.endpoints"),
+        endpoints=_endpoints(
+            raw.get("endpoints", list(GENERATION_ENDPOINTS)), f"{where}.endpoints"
+        ),
         price=price_obj,
         description=str(raw.get("description", "")),
         fallbacks=_str_tuple(raw.get("fallbacks"), f"{where}.fallbacks"),
@@ -216,7 +234,25 @@ def build_catalog(
         raw_models += list(extra.get("models", []))
     providers = {name: _provider(name, p, env) for name, p in raw_providers.items()}
     models = tuple(_model(m, providers, n) for n, m in enumerate(raw_models))
+    for model in models:
+        _check_served(model, providers[model.provider])
     return Catalog(models=models, providers=providers, _index=_names(models))
+
+
+def _check_served(model: Model, provider: Provider) -> None:
+    """A model's endpoints must be ones its provider can serve: embeddings need a provider that
+    computes them, text generation one that generates (in the catalog, not at the first call)."""
+    if "embeddings" in model.endpoints and not provider.embeds:
+        raise CatalogError(
+            f"model {model.id!r}: provider {provider.name!r} serves no embeddings "
+            '(add "embeddings" to its apis if it speaks OpenAI\'s POST /embeddings)'
+        )
+    generates = any(api != "embeddings" for api in provider.apis)
+    if any(e != "embeddings" for e in model.endpoints) and not generates:
+        raise CatalogError(
+            f"model {model.id!r}: provider {provider.name!r} only serves embeddings; "
+            'declare endpoints = ["embeddings"]'
+        )
 
 
 def _declared(models: tuple[Model, ...]) -> dict[str, Model]:

@@ -13,13 +13,14 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 from edge.context import RequestContext
 from edge.errors import GatewayError
-from edge.handlers import chat, gemini, messages, responses
+from edge.handlers import chat, count_tokens, embeddings, gemini, messages, responses
 from edge.partial_usage import charge_cut_stream
 from edge.quota.reservation import Reservation
-from edge.route_table import ROUTE_FACTS
+from edge.route_table import ROUTE_FACTS, target_methods
 from edge.settings import Timeouts
 from edge.upstream.client import open_upstream
 from policies.quota import Rules
@@ -33,33 +34,61 @@ MODEL_HANDLERS = {
     responses.create_response,
     messages.messages,
     gemini.generate,
+    count_tokens.count_message_tokens,
+    count_tokens.count_gemini_tokens,
+    embeddings.create_embeddings,
+    embeddings.gemini_embed,
 }
 # The catalog's spellings of the in-process model, and the ways a path may carry them.
 BODY_SPELLINGS = ("local/echo", "echo", "local-echo", "LOCAL/Echo")
 PATH_SPELLINGS = ("local/echo", "echo", "local-echo", quote("local/echo", safe=""))
 
 
+def _templates(route: AbstractRoute) -> list[str]:
+    """A route's path templates: a Gemini `{target}` route gives one per method it serves
+    (`.../{model}:countTokens`), read from its own pattern."""
+    assert route.resource is not None
+    canonical = route.resource.canonical
+    methods = target_methods(route.resource)
+    if not methods:
+        return [canonical]
+    return [canonical.replace("{target}", f"{{model}}:{method}") for method in methods]
+
+
 def _model_routes(app: web.Application) -> list[tuple[str, str]]:
-    """(endpoint, path template) of every declared route that calls a model."""
+    """(endpoint, path template) of every declared route that calls a model, one per method."""
     table = app[ROUTE_FACTS]
     return sorted(
-        (facts.endpoint or "", route.resource.canonical)
+        (facts.endpoint or "", template)
         for route, facts in table.items()
         if facts.calls_model and route.resource is not None
+        for template in _templates(route)
     )
+
+
+def _spellings(template: str) -> tuple[str, ...]:
+    return PATH_SPELLINGS if "{model}" in template else BODY_SPELLINGS
 
 
 def _call(endpoint: str, template: str, model: str) -> tuple[str, dict[str, Any]]:
     """A concrete (path, body) for a model route."""
-    if endpoint == "gemini":
-        path = template.replace("{target}", f"{model}:generateContent")
-        return path, {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    text = {"parts": [{"text": "hi"}]}
+    if "{model}" in template:  # the model in the path, the method after it
+        path = template.replace("{model}", model)
+        method = template.rsplit(":", 1)[1]
+        if method == "embedContent":
+            return path, {"content": text}
+        if method == "batchEmbedContents":
+            return path, {"requests": [{"content": text}]}
+        return path, {"contents": [{"role": "user", **text}]}
     if endpoint == "chat":
         return template, {"model": model, "messages": [{"role": "user", "content": "hi"}]}
-    if endpoint == "messages":
+    if endpoint == "messages":  # Messages, and its count_tokens
         body = {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+        if template.endswith("/count_tokens"):
+            del body["max_tokens"]
         return template, body
-    return template, {"model": model, "input": "hi"}
+    return template, {"model": model, "input": "hi"}  # Responses, embeddings
 
 
 async def _post(live: Live, key: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -96,16 +125,26 @@ def test_every_route_is_declared_and_every_model_handler_is_metered(gateway: Liv
                 assert facts.calls_model and facts.kind == "inference", resource.canonical
     # Every prefix of every model API is there.
     routes = _model_routes(app)
-    assert {e for e, _ in routes} == {"chat", "responses", "messages", "gemini"}
+    assert {e for e, _ in routes} == {"chat", "responses", "messages", "gemini", "embeddings"}
     assert len(routes) >= 12
+    # The companions are there too: token counting on both APIs, embeddings on both.
+    templates = {t for _, t in routes}
+    for template in (
+        "/v1/messages/count_tokens",
+        "/v1/embeddings",
+        "/v1beta/models/{model}:countTokens",
+        "/v1beta/models/{model}:embedContent",
+        "/v1beta/models/{model}:batchEmbedContents",
+        "/v1beta/{model}:batchEmbedContents",
+    ):
+        assert template in templates, template
 
 
 async def test_a_limit_of_n_admits_exactly_n_on_every_route_and_spelling(gateway: Live) -> None:
     assert gateway.app is not None
     limit = 2
     for endpoint, template in _model_routes(gateway.app):
-        spellings = PATH_SPELLINGS if endpoint == "gemini" else BODY_SPELLINGS
-        for model in spellings:
+        for model in _spellings(template):
             tenant = await gateway.tenant()
             status, _ = await gateway.admin(
                 "PUT", f"/accounts/{tenant.account}/quota", {"requests_per_minute": limit}
@@ -124,8 +163,7 @@ async def test_a_blocked_account_is_served_on_no_route(gateway: Live) -> None:
     status, _ = await gateway.admin("POST", f"/accounts/{tenant.account}/block", {})
     assert status == 200
     for endpoint, template in _model_routes(gateway.app):
-        spellings = PATH_SPELLINGS if endpoint == "gemini" else BODY_SPELLINGS
-        for model in spellings:
+        for model in _spellings(template):
             path, body = _call(endpoint, template, model)
             status, answer = await _post(gateway, tenant.key, path, body)
             # The reference gateways answer a blocked account's quota with 429.
@@ -212,16 +250,18 @@ async def test_a_route_without_admission_fails_closed(gateway: Live, fake) -> No
     for route, facts in list(table.items()):
         if not facts.calls_model or route.resource is None:
             continue
-        endpoint, template = facts.endpoint or "", route.resource.canonical
-        for model in ("local/echo", "gpt-5-4" if endpoint != "gemini" else "gemini-2.5-flash"):
-            table[route] = dataclasses.replace(facts, model_from=None)
-            try:
-                path, body = _call(endpoint, template, model)
-                status, answer = await _post(gateway, tenant.key, path, body)
-            finally:
-                table[route] = facts
-            assert status == 500, (path, model, answer)
-            assert "not admitted" in str(answer), answer
+        endpoint = facts.endpoint or ""
+        provider_model = "gpt-5-4" if facts.model_from == "body" else "gemini-2.5-flash"
+        for template in _templates(route):
+            for model in ("local/echo", provider_model):
+                table[route] = dataclasses.replace(facts, model_from=None)
+                try:
+                    path, body = _call(endpoint, template, model)
+                    status, answer = await _post(gateway, tenant.key, path, body)
+                finally:
+                    table[route] = facts
+                assert status == 500, (path, model, answer)
+                assert "not admitted" in str(answer), answer
     assert fake.requests == []
 
 
