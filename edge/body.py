@@ -13,6 +13,7 @@ from edge.appkeys import SETTINGS
 from edge.context import ctx_of
 from edge.errors import BODY_TOO_LARGE, GatewayError, bad_request
 from edge.inflate import ENCODINGS, Inflater, TooLarge, undecodable, unsupported
+from edge.limits_parse import PARSE_SLOTS, needs_slot
 from edge.request_limits import MAX_DEPTH, check_structure, too_deep
 from edge.translate.gemini_request import check_field_names
 
@@ -168,13 +169,29 @@ def _shape(request: web.Request) -> str | None:
         return None
 
 
+def _account(request: web.Request) -> str:
+    try:
+        return ctx_of(request).account or ""
+    except KeyError:  # a request outside the middleware chain
+        return ""
+
+
 async def read_json(request: web.Request) -> tuple[bytes, Any]:
     """The raw body and its JSON value; 400 when it is not a JSON object, when it holds more
     objects, arrays or elements than one request may (`edge.request_limits`, counted before it
     is parsed) or is nested deeper, when any object in it has a key twice (the raw bytes go
     upstream: a provider might read the other one), and on Gemini routes when one field is set
-    under both of its names."""
-    raw = await read_body(request)
+    under both of its names. A large body is read and parsed in one of the application's parse
+    slots, when it has them (`edge.limits_parse`)."""
+    slots = request.config_dict.get(PARSE_SLOTS)
+    if slots is None or not needs_slot(request):
+        return _parsed(request, await read_body(request))
+    wait = request.app[SETTINGS].guards.body_timeout
+    async with slots.slot(_account(request), wait):
+        return _parsed(request, await read_body(request))
+
+
+def _parsed(request: web.Request, raw: bytes) -> tuple[bytes, Any]:
     if not raw:
         raise bad_request("Request body is empty; expected a JSON object.")
     check_structure(raw)
