@@ -64,6 +64,7 @@ run: install
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
 
 typecheck: install-test
 	$(BIN)/mypy

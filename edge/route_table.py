@@ -56,6 +56,7 @@ class RouteFacts:
     endpoint: Endpoint | None = None  # the client API, for a route that calls a model
     model_from: ModelFrom | None = None  # None: the route calls no model
     always_answered: bool = False  # probes and scrapes: answered when full or draining
+    generates: bool = True  # False: the call generates no output (a token count, embeddings)
 
     @property
     def calls_model(self) -> bool:
@@ -73,10 +74,10 @@ GEMINI = RouteFacts("inference", "gemini", "gemini", "path")
 OPENAI_READ = RouteFacts("inference", "openai")  # stored responses, the model list
 # Companion endpoints. Counting tokens is a call to the provider (Anthropic's and Gemini's own
 # count), so it is admitted and settled like any model call, for the generation API it counts.
-MESSAGES_COUNT = RouteFacts("inference", "anthropic", "messages", "body")
-GEMINI_COUNT = RouteFacts("inference", "gemini", "gemini", "path")
-EMBEDDINGS = RouteFacts("inference", "openai", "embeddings", "body")
-GEMINI_EMBED = RouteFacts("inference", "gemini", "embeddings", "path")
+MESSAGES_COUNT = RouteFacts("inference", "anthropic", "messages", "body", generates=False)
+GEMINI_COUNT = RouteFacts("inference", "gemini", "gemini", "path", generates=False)
+EMBEDDINGS = RouteFacts("inference", "openai", "embeddings", "body", generates=False)
+GEMINI_EMBED = RouteFacts("inference", "gemini", "embeddings", "path", generates=False)
 ANTHROPIC_READ = RouteFacts("inference", "anthropic")  # the model list, Anthropic's shape
 GEMINI_READ = RouteFacts("inference", "gemini")  # the model list, Google's shape
 

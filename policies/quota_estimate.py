@@ -21,7 +21,10 @@ _CAP_FIELDS: dict[Endpoint, tuple[str, ...]] = {
     "responses": ("max_output_tokens",),
     "messages": ("max_tokens",),
     "gemini": (),  # in generationConfig: see _gemini_caps
+    "embeddings": (),  # nothing is generated
 }
+# Client APIs whose calls generate nothing: their estimate holds the input only.
+_NO_OUTPUT: frozenset[Endpoint] = frozenset({"embeddings"})
 # Google's parser takes a field under its JSON name or its proto name (one of each is refused
 # upstream of here, as two spellings of one field); Gemini's adapter reads the same two.
 _GEMINI_CONFIG = ("generationConfig", "generation_config")
@@ -96,11 +99,16 @@ def estimate(
     rules: Rules,
     model: Model | None,
     endpoint: Endpoint | None = None,
+    generates: bool = True,
 ) -> Estimate:
     """Input bound from the body size, output from the request's cap (or the plan's default),
-    never above the model's own output limit; cost from the model's price."""
+    never above the model's own output limit; cost from the model's price. A call that
+    generates nothing (a token count, an embedding) holds its input only."""
     input_tokens = math.ceil(body_size / rules.bytes_per_token) if body_size else 0
-    output = requested_cap(payload, endpoint) or rules.default_max_output_tokens
+    if not generates or endpoint in _NO_OUTPUT:
+        output = 0
+    else:
+        output = requested_cap(payload, endpoint) or rules.default_max_output_tokens
     if model is not None and model.max_output_tokens:
         output = min(output, model.max_output_tokens)
     cost = 0

@@ -297,3 +297,14 @@ async def test_another_apis_cap_field_does_not_shrink_the_estimate(gateway: Live
         gateway, tenant.key, "/v1beta/models/local/echo:generateContent", body
     )
     assert status == 429, answer
+
+
+async def test_a_token_count_holds_no_output(gateway: Live) -> None:
+    # A count generates nothing: a key whose token limit is below the default output cap may
+    # still count what it would send.
+    tenant = await gateway.tenant(quota={"tokens_per_minute": 1000})
+    body = {"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]}
+    status, answer = await _post(gateway, tenant.key, "/v1/messages/count_tokens", body)
+    assert status == 200, answer
+    status, answer = await _post(gateway, tenant.key, "/v1/messages", {**body, "max_tokens": 5000})
+    assert status == 429, answer

@@ -145,7 +145,7 @@ async def test_gemini_routes_keys_and_methods(gw: Live, fake: FakeUpstream, tena
     assert fake.requests[-1].path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert fake.requests[-1].headers["x-goog-api-key"] == UPSTREAM_SECRET
     status, _, raw = await _post(
-        gw, f"/v1beta/models/gemini-2-5-flash:countTokens?key={tenant.key}", CONTENTS
+        gw, f"/v1beta/models/gemini-2-5-flash:predict?key={tenant.key}", CONTENTS
     )
     assert status == 404 and orjson.loads(raw)["error"]["status"] == "NOT_FOUND"
     status, _, raw = await _post(

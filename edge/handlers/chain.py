@@ -11,10 +11,10 @@ from aiohttp import web
 
 from edge.context import RequestContext
 from edge.fallback import with_fallbacks
+from edge.handlers.translated import ClientApi, serve
 from edge.route_table import admitted_routes
 from edge.routing import Route
 from edge.translate import neutral as n
-from edge.translate.serve import ClientApi, serve
 from policies.catalog import Endpoint
 
 Passthrough = Callable[[web.Request, RequestContext, Route], Awaitable[web.StreamResponse]]

@@ -8,6 +8,7 @@ from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
 from edge.fallback import without_gateway_options
 from edge.handlers.chain import answer_by_chain
+from edge.handlers.translated import json_bytes
 from edge.relay import relay
 from edge.routing import Route
 from edge.translate import neutral as n
@@ -15,7 +16,6 @@ from edge.translate.chat_render import ChatStreamRenderer, chat_stream_error, re
 from edge.translate.chat_request import parse_chat_request, wants_stream_usage
 from edge.translate.chat_wire import chat_wire
 from edge.translate.rewrite import add_field, set_model
-from edge.translate.serve import json_bytes
 from edge.upstream.auth import upstream_headers
 
 

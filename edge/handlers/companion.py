@@ -13,8 +13,8 @@ from aiohttp import web
 from edge.appkeys import HTTP, SETTINGS
 from edge.context import RequestContext
 from edge.errors import GatewayError
+from edge.handlers.translated import json_bytes
 from edge.routing import Route
-from edge.translate.serve import json_bytes
 from edge.translate.upstream import UpstreamContext
 from edge.translate.upstream_http import Forwarded
 from edge.upstream.wire import WireSpec

@@ -7,6 +7,7 @@ from aiohttp import web
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
 from edge.fallback import with_fallbacks, without_gateway_options
+from edge.handlers.translated import json_bytes, serve
 from edge.relay import relay
 from edge.route_table import admitted_routes, gemini_target
 from edge.routing import Route
@@ -15,7 +16,6 @@ from edge.translate.gemini_render import GeminiStreamRenderer, render_gemini
 from edge.translate.gemini_request import parse_gemini_request
 from edge.translate.gemini_upstream import gemini_url
 from edge.translate.gemini_wire import gemini_wire
-from edge.translate.serve import json_bytes, serve
 from edge.upstream.auth import upstream_headers
 
 

@@ -8,6 +8,7 @@ from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
 from edge.fallback import without_gateway_options
 from edge.handlers.chain import answer_by_chain
+from edge.handlers.translated import json_bytes
 from edge.relay import relay
 from edge.routing import Route
 from edge.translate import neutral as n
@@ -20,7 +21,6 @@ from edge.translate.anthropic_request import parse_messages_request
 from edge.translate.anthropic_upstream import messages_url
 from edge.translate.anthropic_wire import messages_wire
 from edge.translate.rewrite import set_model
-from edge.translate.serve import json_bytes
 from edge.upstream.auth import upstream_headers
 
 

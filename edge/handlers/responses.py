@@ -31,7 +31,7 @@ from edge.translate.responses_request import (
 )
 from edge.translate.responses_wire import ResponsesObserver
 from edge.translate.rewrite import set_model
-from edge.translate.serve import serve
+from edge.handlers.translated import serve
 from edge.upstream.auth import upstream_headers
 
 # Fields the gateway acts on itself: a provider never sees them.

@@ -39,7 +39,7 @@ async def quota_middleware(request: web.Request, handler: Handler) -> web.Stream
     await precheck(quota, ctx, request.content_length)
     ctx.body, ctx.payload = await read_json(request)
     await prepare_call(request, ctx, facts)
-    admission = await quota.admit(ctx, ctx.routes[0].model)
+    admission = await quota.admit(ctx, ctx.routes[0].model, generates=facts.generates)
     ctx.reservation = admission.reservation
     ctx.extra[ADMISSION] = admission
     try:

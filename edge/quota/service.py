@@ -161,7 +161,9 @@ class QuotaService:
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
 
-    async def admit(self, ctx: RequestContext, model: Model | None) -> Admission:
+    async def admit(
+        self, ctx: RequestContext, model: Model | None, generates: bool = True
+    ) -> Admission:
         """Admit a call to `model` (resolved by the caller, the one the handler will call) or
         raise 429 (a limit) / 503 (a budget that cannot be checked). The input estimate counts
         the body and a chained transcript (`ctx.history_bytes`)."""
@@ -171,7 +173,7 @@ class QuotaService:
         sent = len(ctx.body or b"") + ctx.history_bytes
         # The cap is read from the fields of the call's own API (another API's is not sent).
         endpoint = ctx.routes[0].client_api if ctx.routes else None
-        est = estimate(sent, payload, plan.estimate_rules, model, endpoint)
+        est = estimate(sent, payload, plan.estimate_rules, model, endpoint, generates)
         now = time.time()
         demand = plan.demand(est, now)
         reservation = Reservation(

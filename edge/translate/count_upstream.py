@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.providers import local_echo
+from edge.translate import local_echo
 from edge.translate import neutral as n
 from edge.translate.anthropic_outbound import messages_body
 from edge.translate.anthropic_upstream import messages_url

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
-from edge.providers import local_echo
 from edge.routing import Route
 from edge.settings import Timeouts
+from edge.translate import local_echo
 from edge.translate import neutral as n
 from edge.upstream.client import require_admitted
 
