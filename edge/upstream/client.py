@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from edge.errors import GatewayError
-from edge.quota.reservation import Reservation
 from edge.settings import Timeouts
+
+if TYPE_CHECKING:  # a type only: adapters stay clear of the quota store
+    from edge.quota.reservation import Reservation
 
 UNREACHABLE = "The upstream provider could not be reached. Retry the request."
 TIMED_OUT = "The upstream provider did not answer in time."
