@@ -57,6 +57,9 @@ class RouteFacts:
     model_from: ModelFrom | None = None  # None: the route calls no model
     always_answered: bool = False  # probes and scrapes: answered when full or draining
     generates: bool = True  # False: the call generates no output (a token count, embeddings)
+    # Google's SDK may send its key as `?key=`: read there on Gemini routes only, and only as
+    # an invoke key (a credential in a URL lands in proxy and access logs).
+    query_key: bool = False
 
     @property
     def calls_model(self) -> bool:
@@ -70,16 +73,18 @@ ADMIN = RouteFacts("admin", "openai")
 CHAT = RouteFacts("inference", "openai", "chat", "body")
 RESPONSES = RouteFacts("inference", "openai", "responses", "body")
 MESSAGES = RouteFacts("inference", "anthropic", "messages", "body")
-GEMINI = RouteFacts("inference", "gemini", "gemini", "path")
+GEMINI = RouteFacts("inference", "gemini", "gemini", "path", query_key=True)
 OPENAI_READ = RouteFacts("inference", "openai")  # stored responses, the model list
 # Companion endpoints. Counting tokens is a call to the provider (Anthropic's and Gemini's own
 # count), so it is admitted and settled like any model call, for the generation API it counts.
 MESSAGES_COUNT = RouteFacts("inference", "anthropic", "messages", "body", generates=False)
-GEMINI_COUNT = RouteFacts("inference", "gemini", "gemini", "path", generates=False)
+GEMINI_COUNT = RouteFacts("inference", "gemini", "gemini", "path", generates=False, query_key=True)
 EMBEDDINGS = RouteFacts("inference", "openai", "embeddings", "body", generates=False)
-GEMINI_EMBED = RouteFacts("inference", "gemini", "embeddings", "path", generates=False)
+GEMINI_EMBED = RouteFacts(
+    "inference", "gemini", "embeddings", "path", generates=False, query_key=True
+)
 ANTHROPIC_READ = RouteFacts("inference", "anthropic")  # the model list, Anthropic's shape
-GEMINI_READ = RouteFacts("inference", "gemini")  # the model list, Google's shape
+GEMINI_READ = RouteFacts("inference", "gemini", query_key=True)  # the model list, Google's shape
 
 ROUTE_FACTS: web.AppKey[dict[AbstractRoute, RouteFacts]] = web.AppKey("edge.route_facts", dict)
 _FACTS = web.RequestKey("edge.route_facts", RouteFacts)

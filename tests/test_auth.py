@@ -14,7 +14,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from policies.credentials import hash_key
 from tests.support.clock import Stopwatch, wait_until
-from tests.support.gateway import gateway_env, settings_for, start_live, stop_live
+from tests.support.gateway import ADMIN_TOKEN, gateway_env, settings_for, start_live, stop_live
 
 ECHO = {"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -61,18 +61,47 @@ async def test_wrong_secret_for_a_real_key_id(gateway) -> None:
     assert status == 401
 
 
-@pytest.mark.parametrize("where", ["authorization", "x-api-key", "x-goog-api-key", "query"])
+@pytest.mark.parametrize("where", ["authorization", "x-api-key", "x-goog-api-key"])
 async def test_every_credential_carrier(gateway, where: str) -> None:
     tenant = await gateway.tenant()
     headers = {
         "authorization": bearer(tenant.key),
         "x-api-key": {"x-api-key": tenant.key},
         "x-goog-api-key": {"x-goog-api-key": tenant.key},
-        "query": {},
     }[where]
-    params = {"key": tenant.key} if where == "query" else None
-    status, body, _ = await call(gateway, headers, params=params)
+    status, body, _ = await call(gateway, headers)
     assert status == 200, body
+
+
+GEMINI_CALL = "/v1beta/models/local/echo:generateContent"
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+async def test_a_key_in_the_url_only_on_gemini_routes_and_only_an_invoke_key(gateway) -> None:
+    # Google's SDK may put its key in `?key=`; nowhere else does a credential belong in a URL,
+    # where proxies and access logs keep it.
+    tenant = await gateway.tenant()
+    async with gateway.http.post(
+        f"{gateway.url}{GEMINI_CALL}", json=GEMINI_BODY, params={"key": tenant.key}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    async with gateway.http.get(
+        f"{gateway.url}/v1beta/models", params={"key": tenant.key}
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    status, body, _ = await call(gateway, {}, params={"key": tenant.key})
+    assert status == 401, body
+    admin = await gateway.tenant(scopes=["ai_gateway:admin"])
+    for token in (ADMIN_TOKEN, admin.key):
+        async with gateway.http.get(
+            f"{gateway.url}/admin/v1/accounts", params={"key": token}
+        ) as resp:
+            assert resp.status == 401, await resp.text()
+    # The bootstrap admin token is never read from a URL, not even on a Gemini route.
+    async with gateway.http.post(
+        f"{gateway.url}{GEMINI_CALL}", json=GEMINI_BODY, params={"key": ADMIN_TOKEN}
+    ) as resp:
+        assert resp.status == 401
 
 
 async def test_revoked_key_fails_at_once(gateway) -> None:

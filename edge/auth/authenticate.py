@@ -11,6 +11,7 @@ from aiohttp import web
 from edge.auth.jwks import JwksCache
 from edge.errors import GatewayError
 from edge.identity_cache import IdentityCache
+from edge.route_table import facts_of
 from policies.credentials import (
     SCOPE_ADMIN,
     Principal,
@@ -34,7 +35,7 @@ def raw_bytes(text: str) -> bytes:
 
 
 def presented_tokens(request: web.Request) -> list[str]:
-    """Every credential the request carries, in the order the SDKs send them."""
+    """Every credential the request's headers carry, in the order the SDKs send them."""
     tokens = []
     auth = request.headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
@@ -44,10 +45,14 @@ def presented_tokens(request: web.Request) -> list[str]:
         value = request.headers.get(header, "").strip()
         if value:
             tokens.append(value)
-    query_key = request.query.get("key", "").strip()
-    if query_key:
-        tokens.append(query_key)
     return tokens
+
+
+def query_key(request: web.Request) -> str | None:
+    """A `?key=` invoke key, on the routes whose API puts it there (Gemini's) only."""
+    if not facts_of(request).query_key:
+        return None
+    return request.query.get("key", "").strip() or None
 
 
 class Authenticator:
@@ -72,8 +77,11 @@ class Authenticator:
         tokens = presented_tokens(request)
         # Keys and JWTs are ASCII by construction: anything else can only be the admin token.
         ascii_tokens = [token for token in tokens if token.isascii()]
+        # A key in the URL is only ever an API key: never the admin token nor a JWT.
+        in_url = query_key(request)
+        keys = [*ascii_tokens, in_url] if in_url is not None and in_url.isascii() else ascii_tokens
         # An API key wins over a JWT, even when the key is invalid.
-        for token in ascii_tokens:
+        for token in keys:
             parsed = parse_api_key(token)
             if parsed is not None:
                 return await self._api_key(token, parsed.key_id)
