@@ -28,17 +28,31 @@ TOKEN_FIELDS: dict[str, Period] = {
     "tokens_per_month": "month",
 }
 COST_FIELDS: dict[str, Period] = {"cost_per_day_usd": "day", "cost_per_month_usd": "month"}
+# Stored responses of an account (records, input and output items, event logs): the bytes they
+# may hold in all, and the bytes one of them may hold. Counted per account only.
+STORAGE_FIELDS = ("storage_bytes", "max_stored_response_bytes")
 INT_FIELDS = (
     *REQUEST_FIELDS,
     *TOKEN_FIELDS,
     "max_concurrent",
     "default_max_output_tokens",
+    *STORAGE_FIELDS,
 )
-LIMIT_FIELDS = (*REQUEST_FIELDS, *TOKEN_FIELDS, *COST_FIELDS, "max_concurrent")
-SETTING_FIELDS = ("strategy", "default_max_output_tokens", "bytes_per_token")
+LIMIT_FIELDS = (*REQUEST_FIELDS, *TOKEN_FIELDS, *COST_FIELDS, "max_concurrent", "storage_bytes")
+SETTING_FIELDS = (
+    "strategy",
+    "default_max_output_tokens",
+    "bytes_per_token",
+    "max_stored_response_bytes",
+)
 QUOTA_FIELDS = (*LIMIT_FIELDS, *SETTING_FIELDS)
 MAX_LIMIT = 10**15
 FALLBACK_OUTPUT_CAP = 4096
+# One stored response's cap when no plan sets one, and the largest a plan may set: a record is
+# written to Redis as one value, and a Redis value holds at most 512 MB.
+FALLBACK_RESPONSE_CAP = 64 * 1024 * 1024
+MAX_RESPONSE_CAP = 256 * 1024 * 1024
+MIN_RESPONSE_CAP = 1024
 # The range each numeric field accepts, bounds included. Every value a quota computes with
 # stays finite and exact: a cost budget is counted in micro-USD (so at least one, and at most
 # MAX_LIMIT of them), an output cap no model comes near, and a bytes-per-token ratio that keeps
@@ -52,6 +66,8 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "max_concurrent": (1, MAX_CONCURRENT),
     "default_max_output_tokens": (1, MAX_OUTPUT_CAP),
     "bytes_per_token": BYTES_PER_TOKEN_RANGE,
+    "storage_bytes": (1, MAX_LIMIT),
+    "max_stored_response_bytes": (MIN_RESPONSE_CAP, MAX_RESPONSE_CAP),
 }
 
 # How a message and a header token name each limit.
@@ -67,6 +83,7 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "cost_per_day_usd": ("USD of cost budget per day", "cpd"),
     "cost_per_month_usd": ("USD of cost budget per month", "cpmo"),
     "max_concurrent": ("concurrent requests", "conc"),
+    "storage_bytes": ("bytes of stored responses", "stb"),
 }
 
 
@@ -149,10 +166,12 @@ class Rules:
     max_concurrent: int | None = None
     default_max_output_tokens: int = FALLBACK_OUTPUT_CAP
     bytes_per_token: float = 2.0
+    storage_bytes: int | None = None  # the account's stored responses, in bytes (None: no limit)
+    max_stored_response_bytes: int = FALLBACK_RESPONSE_CAP
 
     @property
     def empty(self) -> bool:
-        """True when nothing is limited."""
+        """True when no call is limited (storage is checked when a response is stored)."""
         return not self.requests and not self.counters and self.max_concurrent is None
 
 
@@ -174,6 +193,7 @@ def rules_from(values: Mapping[str, Any]) -> Rules:
         if values.get(name) is not None
     )
     concurrent = values.get("max_concurrent")
+    storage = values.get("storage_bytes")
     return Rules(
         strategy=values.get("strategy") or "moving-window",
         requests=requests,
@@ -183,6 +203,10 @@ def rules_from(values: Mapping[str, Any]) -> Rules:
             values.get("default_max_output_tokens") or FALLBACK_OUTPUT_CAP
         ),
         bytes_per_token=float(values.get("bytes_per_token") or 2.0),
+        storage_bytes=int(storage) if storage is not None else None,
+        max_stored_response_bytes=int(
+            values.get("max_stored_response_bytes") or FALLBACK_RESPONSE_CAP
+        ),
     )
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.quota import COST_FIELDS, INT_FIELDS, MAX_LIMIT, STRATEGIES
+from policies.quota import (
+    COST_FIELDS,
+    INT_FIELDS,
+    MAX_LIMIT,
+    MAX_RESPONSE_CAP,
+    MIN_RESPONSE_CAP,
+    STRATEGIES,
+)
 
 ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 
@@ -51,6 +58,11 @@ def _quota_values() -> dict[str, Any]:
         props[name] = _nullable({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LIMIT})
     for name in ("default_max_output_tokens",):
         props[name] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    props["max_stored_response_bytes"] = {
+        "type": "integer",
+        "minimum": MIN_RESPONSE_CAP,
+        "maximum": MAX_RESPONSE_CAP,
+    }
     props["bytes_per_token"] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
     props["strategy"] = {"enum": list(STRATEGIES)}
     schema = _obj(props)
@@ -190,6 +202,7 @@ SCHEMAS: dict[str, Any] = {
             "account": STR,
             "in_flight": INT,
             "limits": {"type": "array", "items": ref("LimitRow")},
+            "storage": ref("StorageUse"),
             "today": COUNTERS,
             "last_30_days": COUNTERS,
             "days": {
@@ -197,7 +210,33 @@ SCHEMAS: dict[str, Any] = {
                 "items": {"allOf": [COUNTERS, _obj({"day": STR}, ("day",), closed=False)]},
             },
         },
-        ("scope", "id", "account", "in_flight", "limits", "today", "last_30_days", "days"),
+        (
+            "scope",
+            "id",
+            "account",
+            "in_flight",
+            "limits",
+            "storage",
+            "today",
+            "last_30_days",
+            "days",
+        ),
+    ),
+    "StorageUse": _obj(
+        {
+            "used_bytes": INT,
+            "responses": INT,
+            "storage_bytes": {"type": ["integer", "null"]},
+            "remaining_bytes": {"type": ["integer", "null"]},
+            "max_stored_response_bytes": INT,
+        },
+        (
+            "used_bytes",
+            "responses",
+            "storage_bytes",
+            "remaining_bytes",
+            "max_stored_response_bytes",
+        ),
     ),
     "Plan": _obj(
         {"name": STR, "description": STR, "limits": QUOTA_OBJECT},

@@ -1,5 +1,5 @@
-"""Usage read-back: requests, tokens and cost per day for 30 days, and each limit's use in its
-current window with what remains."""
+"""Usage read-back: requests, tokens and cost per day for 30 days, each limit's use in its
+current window with what remains, and the bytes the account's stored responses hold."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from edge.admin.accounts import load_account
 from edge.admin.keys import load_key
 from edge.appkeys import QUOTA, STORE
 from edge.quota.allowance import allowance
+from edge.responses.records import store_call
+from edge.store.records import Account
 from edge.store.usage import day_of
 
 DAYS = 30
@@ -32,6 +34,22 @@ async def _days(request: web.Request, scope: str) -> dict[str, Any]:
     }
 
 
+async def _storage(request: web.Request, account: Account) -> dict[str, Any]:
+    """The account's stored responses: their bytes (expired ones forgotten first), how many
+    there are, and its `storage_bytes` (null: no limit) and `max_stored_response_bytes`."""
+    rules = request.app[QUOTA].plans.rules(account.plan, account.quota)
+    with store_call():
+        held = await request.app[STORE].responses.storage(account.id)
+    limit = rules.storage_bytes
+    return {
+        "used_bytes": held.used,
+        "responses": held.responses,
+        "storage_bytes": limit,
+        "remaining_bytes": None if limit is None else max(0, limit - held.used),
+        "max_stored_response_bytes": rules.max_stored_response_bytes,
+    }
+
+
 async def key_usage(request: web.Request) -> web.Response:
     """GET /admin/v1/keys/{key_id}/usage: the key's own limits and its account's."""
     key = await load_key(request)
@@ -45,6 +63,7 @@ async def key_usage(request: web.Request) -> web.Response:
             "account": account.id,
             "in_flight": in_flight,
             "limits": limits,
+            "storage": await _storage(request, account),
             **await _days(request, f"key:{key.id}"),
         }
     )
@@ -63,6 +82,7 @@ async def account_usage(request: web.Request) -> web.Response:
             "account": account.id,
             "in_flight": in_flight,
             "limits": limits,
+            "storage": await _storage(request, account),
             **await _days(request, f"account:{account.id}"),
         }
     )

@@ -12,13 +12,21 @@ from edge.appkeys import SETTINGS, STORE
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
 from edge.fallback import with_fallbacks
+from edge.handlers.translated import serve
 from edge.relay import relay
-from edge.responses.records import save, store_call
+from edge.responses.records import (
+    account_rules,
+    check_storage,
+    refusal,
+    room_of,
+    save,
+    store_call,
+)
 from edge.responses.state import encode_event
 from edge.responses.tail import tail
 from edge.route_table import admitted_routes
 from edge.routing import Route
-from edge.store.responses import StoredResponse
+from edge.store.responses import StoredResponse, record_size
 from edge.translate.common import new_id, now
 from edge.translate.responses_client import ResponsesClient
 from edge.translate.responses_object import Shell, complete_object
@@ -31,7 +39,6 @@ from edge.translate.responses_request import (
 )
 from edge.translate.responses_wire import ResponsesObserver
 from edge.translate.rewrite import set_model
-from edge.handlers.translated import serve
 from edge.upstream.auth import upstream_headers
 
 # Fields the gateway acts on itself: a provider never sees them.
@@ -95,6 +102,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     routes = admitted_routes(ctx.routes)
     params = parse_params(payload)
     own_items = input_of(payload)
+    if params.store and not params.background:
+        # Refused before the provider is called when the input alone cannot be kept; a queued
+        # run is checked when its record is written, before any worker runs it.
+        await check_storage(request.app, _account(ctx), own_items)
     recorded = {k: payload[k] for k in ("tags", "trace") if payload.get(k) is not None}
     ctx.extra.update({f"responses.{k}": v for k, v in recorded.items()})
     # Loaded before admission (`edge.call`), within the caller's lineage, and estimated.
@@ -218,11 +229,15 @@ async def _enqueue(
         {"type": "response.created", "response": queued},
         {"type": "response.queued", "response": queued},
     ]
+    logged = [encode_event(e) for e in events]
     store = request.app[STORE]
+    # Checked against the account's storage as it is written: refused, nothing is queued.
+    room = room_of(await account_rules(request.app, account))
     with store_call():
-        await store.responses.create(
-            record, request.app[SETTINGS].responses_retention, [encode_event(e) for e in events]
-        )
+        ttl = request.app[SETTINGS].responses_retention
+        written = await store.responses.create(record, ttl, logged, room)
+        if written < 0:
+            await refusal(request.app, account, written, record_size(record, logged), room)
         await store.jobs.push(account, shell.id)
     # The worker settles the reservation when the run ends, wherever it runs.
     ctx.detach_reservation()

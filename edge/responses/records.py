@@ -1,24 +1,37 @@
 """Saving answered responses for later reads and chains, and reading them back for one account
-and, for a credential bound to a branch, for that branch's lineage only."""
+and, for a credential bound to a branch, for that branch's lineage only; and the account's
+storage quota, checked before a call whose response will be stored."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from edge.appkeys import IDENTITY, SETTINGS, STORE
+from edge.appkeys import IDENTITY, QUOTA, SETTINGS, STORE
 from edge.context import ctx_of
-from edge.responses.chain import not_found, well_formed
+from edge.errors import GatewayError
+from edge.responses.chain import NOT_STORED, not_found, well_formed
 from edge.store import StoreUnavailable
-from edge.store.responses import StoredResponse
+from edge.store.responses import (
+    OVER_CAP,
+    OVER_LIMIT,
+    RESPONSE_OVERHEAD,
+    Room,
+    StoredResponse,
+)
 from policies.branches import Lineage
+from policies.quota import Rules
 
 log = logging.getLogger(__name__)
+LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
 
 
 @contextlib.contextmanager
@@ -28,6 +41,108 @@ def store_call() -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
+
+
+# Storage quota -------------------------------------------------------------------------------
+
+
+async def account_rules(app: web.Application, account: str) -> Rules:
+    """The effective rules of an account (its plan and overrides), as admission reads them."""
+    with store_call():
+        record = await app[IDENTITY].account(account)
+    if record is None:
+        return app[QUOTA].plans.rules(None, None)
+    return app[QUOTA].plans.rules(record.plan, record.quota)
+
+
+def room_of(rules: Rules, strict: bool = True) -> Room:
+    """What a write may store under an account's rules."""
+    return Room(rules.storage_bytes, rules.max_stored_response_bytes, strict)
+
+
+def storage_full(limit: int, used: int, need: int, room_at: float | None) -> GatewayError:
+    """429 naming `storage_bytes`: the account's stored responses leave no room for `need`
+    bytes. Retry-After says when enough of them will have expired; no SDK retry helps sooner
+    (unless the caller deletes some), so it is not one to retry at once."""
+    where = "bytes of stored responses (storage_bytes) for this account"
+    if need > limit:
+        message = (
+            f"This response would store {need} bytes, more than the whole limit of {limit} "
+            f"{where}. Send it with 'store': false."
+        )
+        return GatewayError(429, message, code=LIMIT_CODE, type="rate_limit_error", retry=False)
+    message = (
+        f"Storage limit exceeded: {limit} {where}; {used} are in use and this response would "
+        f"store {need} more. Delete stored responses or send 'store': false"
+    )
+    headers = {}
+    if room_at is not None:
+        seconds = max(1, math.ceil(room_at - time.time()))
+        headers["Retry-After"] = str(seconds)
+        message += f"; enough of them expire in {seconds} seconds"
+    return GatewayError(
+        429, message + ".", code=LIMIT_CODE, type="rate_limit_error", headers=headers, retry=False
+    )
+
+
+def too_large(size: int, cap: int) -> GatewayError:
+    """400 naming `max_stored_response_bytes`: one response would hold more than it may."""
+    return GatewayError(
+        400,
+        f"This response cannot be stored: it would hold at least {size} bytes, more than the "
+        f"{cap} bytes one stored response may hold (max_stored_response_bytes). Send it with "
+        "'store': false, or a smaller input.",
+        param="input",
+        code="stored_response_too_large",
+        retry=False,
+    )
+
+
+def run_storage_error(result: int, room: Room) -> GatewayError:
+    """Why a background run's log was refused: the account's limit or the response's cap."""
+    if result == OVER_LIMIT:
+        return GatewayError(
+            429,
+            f"The response's event log reached the limit of {room.limit} bytes of stored "
+            "responses (storage_bytes) for this account; the run was stopped.",
+            code="storage_limit_exceeded",
+            type="rate_limit_error",
+            retry=False,
+        )
+    return GatewayError(
+        400,
+        f"The response's event log reached the {room.cap} bytes one stored response may hold "
+        "(max_stored_response_bytes); the run was stopped.",
+        code="stored_response_too_large",
+        retry=False,
+    )
+
+
+async def refusal(app: web.Application, account: str, result: int, size: int, room: Room) -> None:
+    """Raise the error of a store write refused with `result` (OVER_CAP or OVER_LIMIT)."""
+    if result == OVER_CAP and room.cap is not None:
+        raise too_large(size, room.cap)
+    if result == OVER_LIMIT and room.limit is not None:
+        with store_call():
+            held = await app[STORE].responses.storage(account, size, room.limit)
+        raise storage_full(room.limit, held.used, size, held.room_at)
+
+
+async def check_storage(app: web.Application, account: str, items: list[Any]) -> None:
+    """Before a call whose response will be stored: 400 when its input items alone pass the
+    per-response cap, 429 when the account's stored responses leave no room for them, 503
+    when the store refuses writes (Redis at its maxmemory): the response could not be kept."""
+    room = room_of(await account_rules(app, account))
+    need = RESPONSE_OVERHEAD + len(orjson.dumps(items))
+    if room.cap is not None and need > room.cap:
+        raise too_large(need, room.cap)
+    with store_call():
+        held = await app[STORE].responses.storage(account, need, room.limit, writing=True)
+    if room.limit is not None and held.used + need > room.limit:
+        raise storage_full(room.limit, held.used, need, held.room_at)
+
+
+# Saving and loading --------------------------------------------------------------------------
 
 
 async def save(
@@ -43,7 +158,11 @@ async def save(
     """Keep an answered response (or, for `store: false`, a marker that it cannot be chained),
     recording the branch its request was on.
 
-    The answer has already been sent, so a store failure is logged, not raised.
+    The answer has already been sent, so a store failure is logged, not raised. A stored
+    response is counted against its account even past its `storage_bytes` (its input was
+    checked before the call; the next store is refused), but one that would hold more than
+    `max_stored_response_bytes` is not kept: a marker says why. A `store: false` marker is
+    written only while the account has room for it.
     """
     if response is None or not isinstance(response.get("id"), str):
         return
@@ -61,8 +180,29 @@ async def save(
         recorded=dict(recorded or {}) if stored else {},
         branch=branch,
     )
+    responses = app[STORE].responses
+    ttl = app[SETTINGS].responses_retention
     try:
-        await app[STORE].responses.create(record, app[SETTINGS].responses_retention)
+        rules = await account_rules(app, account)
+        room = room_of(rules, strict=not stored)
+        result = await responses.create(record, ttl, room=room)
+        if result == OVER_CAP:
+            log.warning("response %s not stored: over max_stored_response_bytes", record.id)
+            reason = (
+                f"it would hold more than the {rules.max_stored_response_bytes} bytes one "
+                "stored response may hold (max_stored_response_bytes)"
+            )
+            marker = StoredResponse(
+                id=record.id,
+                account=account,
+                response={},
+                status=record.status,
+                stored=False,
+                previous_response_id=previous_response_id,
+                recorded={NOT_STORED: reason},
+                branch=branch,
+            )
+            await responses.create(marker, ttl, room=room_of(rules))
     except (RedisError, OSError, StoreUnavailable) as exc:
         log.warning("response %s not stored: %s", record.id, type(exc).__name__)
 

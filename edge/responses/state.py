@@ -24,8 +24,9 @@ from edge.appkeys import QUOTA, SETTINGS, STORE
 from edge.errors import GatewayError, error_body
 from edge.quota.reservation import Reservation
 from edge.responses.charge import cut_usage, relayed_in_log
+from edge.responses.records import account_rules, room_of, run_storage_error
 from edge.store import StoreUnavailable
-from edge.store.responses import Change, StoredResponse
+from edge.store.responses import OVER_CAP, OVER_LIMIT, Change, Room, StoredResponse
 from edge.translate.responses_object import error_json
 from edge.usage import Usage
 
@@ -66,7 +67,12 @@ async def settle(app: web.Application, record: StoredResponse, usage: Usage | No
 
 
 class RunLog:
-    """Writes one run attempt's events; refused once the attempt no longer owns the run."""
+    """Writes one run attempt's events; refused once the attempt no longer owns the run.
+
+    What the run logs is counted against its account's stored bytes: an event (or a final
+    object) that would take the log past the account's `storage_bytes` or the response's
+    `max_stored_response_bytes` is not logged, and the run ends `failed` with an error naming
+    the bound (its output left out of the failed object, whose events are counted past it)."""
 
     def __init__(self, app: web.Application, record: StoredResponse, attempt: str) -> None:
         self.app = app
@@ -76,19 +82,36 @@ class RunLog:
         self.relayed = 0  # events logged from the provider's answer: each is charged a token
         self.reported: Usage | None = None  # the usage the provider reported so far
         self.settled = False
+        self.room: Room | None = None  # the account's storage bounds, read at the first write
+        self.full: GatewayError | None = None  # the storage bound the log reached
 
-    async def _append(self, events: list[dict[str, Any]], change: Change) -> int:
+    async def _append(
+        self, events: list[dict[str, Any]], change: Change, checked: bool = False
+    ) -> int:
         store = self.app[STORE].responses
         ttl = self.app[SETTINGS].responses_retention
         data = [encode_event(e) for e in events]
-        return await store.append(self.record.account, self.record.id, data, change, ttl)
+        room = None
+        if checked:
+            if self.room is None:
+                self.room = room_of(await account_rules(self.app, self.record.account))
+            room = self.room
+        result = await store.append(self.record.account, self.record.id, data, change, ttl, room)
+        if result in (OVER_LIMIT, OVER_CAP) and room is not None:
+            self.full = run_storage_error(result, room)
+        return result
 
     async def emit(self, events: list[dict[str, Any]]) -> None:
-        """Log events; raises RunStopped when the run was ended elsewhere."""
+        """Log events; raises RunStopped when the run was ended elsewhere, and the storage
+        error when the log reached a storage bound (the run then ends failed)."""
         # Counted before the append lands: a run stopped mid-append may have logged them.
         self.emitted += len(events)
         self.relayed += len(events)
-        if events and await self._append(events, Change(attempt=self.attempt)) < 0:
+        if not events:
+            return
+        if await self._append(events, Change(attempt=self.attempt), checked=True) < 0:
+            if self.full is not None:
+                raise self.full
             raise RunStopped
 
     def used(self, final: Usage | None) -> Usage | None:
@@ -101,9 +124,17 @@ class RunLog:
         """Log the last events and the terminal status; settle if this attempt won.
 
         `usage` is the provider's final usage (None when it never came)."""
-        change = Change(attempt=self.attempt, status=str(response["status"]), response=response)
         self.emitted += len(events) + 1  # the terminal status too: it may land after a requeue
-        if await self._append(events, change) < 0:
+        result = OVER_LIMIT
+        if self.full is None:
+            change = Change(attempt=self.attempt, status=str(response["status"]), response=response)
+            result = await self._append(events, change, checked=True)
+        if self.full is not None:
+            # A storage bound was reached: the run fails with it, without its output.
+            events, failed = failed_events({**response, "output": []}, self.full)
+            change = Change(attempt=self.attempt, status="failed", response=failed)
+            result = await self._append(events, change)
+        if result < 0:
             return False
         self.settled = True
         await settle(self.app, self.record, self.used(usage))

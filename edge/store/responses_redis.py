@@ -1,26 +1,47 @@
-"""Stored responses in Redis: a hash per response and a Stream as its event log.
+"""Stored responses in Redis: a hash per response and a Stream as its event log, and per
+account the accounting of the bytes they hold and the index of their items.
 
-Both keys of a response share a hash tag, so the append script works on Redis Cluster too.
+Both keys of a response share a hash tag, so reading a response works on Redis Cluster too.
+Every write is one script (`edge/lua/responses_*.lua`, with the shared functions of
+`responses_lib.lua`) that also counts the bytes it stores against the account, so the count
+moves with the data, all or nothing.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
-from edge.store.responses import Change, StoredResponse
+from edge.store.responses import (
+    Change,
+    Room,
+    Storage,
+    StoredResponse,
+    base_size,
+    item_ids,
+    output_ids,
+    record_blobs,
+)
+from edge.store.scripts import Script
 
 _PREFIX = "edge:resp:"
-# Record fields kept apart from the JSON blob because the append script reads or writes them.
-_LIVE_FIELDS = ("response", "status", "attempt")
+_STORED = "edge:stored:"
+_LIB = "responses_lib.lua"
 
 
 def _keys(account: str, response_id: str) -> tuple[str, str]:
     tag = f"{{{account}/{response_id}}}"
     return f"{_PREFIX}{tag}", f"{_PREFIX}{tag}:log"
+
+
+def accounting_keys(account: str) -> list[str]:
+    """An account's storage accounting: its bytes, each response's bytes, each response's
+    index entries, each response's expiry, and the item index."""
+    tag = f"{_STORED}{{{account}}}"
+    return [f"{tag}:bytes", f"{tag}:sizes", f"{tag}:owned", f"{tag}:expiry", f"{tag}:items"]
 
 
 def _ms(seconds: float) -> int:
@@ -35,38 +56,56 @@ def _seq(entry_id: bytes | str) -> int:
     return int(_text(entry_id).partition("-")[0])
 
 
+def _bounds(room: Room | None) -> tuple[int, int]:
+    """(limit, cap) as the scripts take them: -1 for none."""
+    if room is None:
+        return -1, -1
+    limit = -1 if room.limit is None else room.limit
+    return limit, -1 if room.cap is None else room.cap
+
+
 class RedisResponses:
     """The Redis implementation of ResponseStore."""
 
     def __init__(self, redis: Redis, blocking: Redis) -> None:
         self._r = redis
         self._blocking = blocking  # a client whose socket timeout outlasts a blocking read
-        script = resources.files("edge").joinpath("lua", "responses_append.lua")
-        self._append = redis.register_script(script.read_text("utf-8"))
+        self._create = Script(redis, "responses_create.lua", prelude=_LIB)
+        self._append = Script(redis, "responses_append.lua", prelude=_LIB)
+        self._delete = Script(redis, "responses_delete.lua", prelude=_LIB)
+        self._storage = Script(redis, "responses_storage.lua", prelude=_LIB)
 
     async def create(
-        self, record: StoredResponse, ttl: float, events: list[bytes] | None = None
-    ) -> None:
-        """Insert or replace a record (and start its log), in one transaction."""
-        key, log = _keys(record.account, record.id)
-        rest = {k: v for k, v in record.to_json().items() if k not in _LIVE_FIELDS}
-        fields: Any = {
-            "record": orjson.dumps(rest),
-            "response": orjson.dumps(record.response),
-            "status": record.status,
-            "seq": len(events or []),
-        }
-        if record.attempt is not None:
-            fields["attempt"] = record.attempt
-        pipe = self._r.pipeline(transaction=True)
-        pipe.delete(key, log)
-        pipe.hset(key, mapping=fields)
-        for seq, data in enumerate(events or []):
-            pipe.xadd(log, {"data": data}, id=f"{seq}-1")
-        pipe.pexpire(key, _ms(ttl))
-        if events:
-            pipe.pexpire(log, _ms(ttl))
-        await pipe.execute()
+        self,
+        record: StoredResponse,
+        ttl: float,
+        events: list[bytes] | None = None,
+        room: Room | None = None,
+        unindexed: Collection[str] = (),
+    ) -> int:
+        """Insert or replace a record (and start its log), counting its bytes, in one script."""
+        rest, response = record_blobs(record)
+        log = list(events or [])
+        size = base_size(rest, response, log)
+        limit, cap = _bounds(room)
+        strict = room is not None and room.strict
+        args: list[str | int | bytes] = [
+            record.id,
+            _ms(ttl),
+            limit,
+            cap,
+            "1" if strict else "0",
+            size,
+            rest,
+            response,
+            record.status,
+            record.attempt or "",
+            len(log),
+            *log,
+            *item_ids(record, unindexed),
+        ]
+        keys = [*_keys(record.account, record.id), *accounting_keys(record.account)]
+        return int(await self._create(keys, args))
 
     async def get(self, account: str, response_id: str) -> StoredResponse | None:
         """One record."""
@@ -81,25 +120,38 @@ class RedisResponses:
         return StoredResponse.from_json(data)
 
     async def delete(self, account: str, response_id: str) -> bool:
-        """Remove a record and its log."""
-        removed = await self._r.delete(*_keys(account, response_id))
-        return bool(removed)
+        """Remove a record and its log, giving its bytes back."""
+        keys = [*_keys(account, response_id), *accounting_keys(account)]
+        return bool(int(await self._delete(keys, [response_id])))
 
     async def append(
-        self, account: str, response_id: str, events: list[bytes], change: Change, ttl: float
+        self,
+        account: str,
+        response_id: str,
+        events: list[bytes],
+        change: Change,
+        ttl: float,
+        room: Room | None = None,
     ) -> int:
         """Log events and apply the change, or refuse (see responses_append.lua)."""
-        args: list[Any] = [
+        limit, cap = _bounds(room)
+        items = output_ids(change.response) if change.response is not None else []
+        args: list[str | int | bytes] = [
             _ms(ttl),
             change.expect or "",
             change.attempt or "",
             change.status or "",
             change.claim or "",
             orjson.dumps(change.response) if change.response is not None else "",
+            response_id,
+            limit,
+            cap,
+            len(items),
+            *items,
             *events,
         ]
-        result = await self._append(keys=list(_keys(account, response_id)), args=args)
-        return int(result)
+        keys = [*_keys(account, response_id), *accounting_keys(account)]
+        return int(await self._append(keys, args))
 
     async def events(
         self, account: str, response_id: str, after: int, wait: float
@@ -115,3 +167,19 @@ class RedisResponses:
             for entry_id, fields in entries:
                 out.append((_seq(entry_id), fields[b"data"]))
         return out
+
+    async def storage(
+        self, account: str, need: int = 0, limit: int | None = None, writing: bool = False
+    ) -> Storage:
+        """The account's stored bytes now (see responses_storage.lua)."""
+        args: list[str | int | bytes] = [need, -1 if limit is None else limit, int(writing)]
+        used, responses, room_at = await self._storage(accounting_keys(account), args)
+        return Storage(int(used), int(responses), int(room_at) / 1000 if room_at >= 0 else None)
+
+    async def find_items(self, account: str, item_ids: list[str]) -> list[str | None]:
+        """The response each item's index entry names (it may have expired since)."""
+        if not item_ids:
+            return []
+        index = accounting_keys(account)[4]
+        found: list[Any] = await self._r.hmget(index, item_ids)
+        return [_text(v) if v is not None else None for v in found]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -19,14 +20,19 @@ Call = tuple[list[str], list[str | int], "asyncio.Future[Any]"]
 
 
 class Script:
-    """A Lua script from `edge/lua`, run by EVALSHA."""
+    """A Lua script from `edge/lua`, run by EVALSHA; `prelude` names a file of functions the
+    script uses, sent in front of it (Redis scripts cannot load one another)."""
 
-    def __init__(self, redis: Redis, name: str) -> None:
+    def __init__(self, redis: Redis, name: str, prelude: str | None = None) -> None:
         self._r = redis
-        self.text = resources.files("edge").joinpath("lua", name).read_text("utf-8")
+        lua = resources.files("edge").joinpath("lua")
+        text = lua.joinpath(name).read_text("utf-8")
+        if prelude is not None:
+            text = lua.joinpath(prelude).read_text("utf-8") + "\n" + text
+        self.text = text
         self.sha = hashlib.sha1(self.text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
-    async def __call__(self, keys: list[str], args: list[str | int]) -> Any:
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         """The script's reply."""
         # execute_command is what evalsha calls, one wrapper less; redis-py leaves it untyped.
         run = self._r.execute_command
