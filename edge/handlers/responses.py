@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-
 from edge.appkeys import SETTINGS, STORE
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError
