@@ -1,10 +1,12 @@
 """Saving answered responses for later reads and chains, and reading them back for one account
-and, for a credential bound to a branch, for that branch's lineage only; and the account's
-storage quota, checked before a call whose response will be stored."""
+and, for a credential bound to a branch, for that branch's lineage only; the account's storage
+quota, checked before a call whose response will be stored; and `item_reference` input items,
+resolved from the caller's stored responses."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -16,22 +18,30 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from edge.appkeys import IDENTITY, QUOTA, SETTINGS, STORE
-from edge.context import ctx_of
-from edge.errors import GatewayError
+from edge.context import RequestContext, ctx_of
+from edge.errors import GatewayError, bad_request
 from edge.responses.chain import NOT_STORED, not_found, well_formed
 from edge.store import StoreUnavailable
 from edge.store.responses import (
     OVER_CAP,
     OVER_LIMIT,
     RESPONSE_OVERHEAD,
+    ResponseStore,
     Room,
     StoredResponse,
+    indexable,
 )
 from policies.branches import Lineage
 from policies.quota import Rules
 
 log = logging.getLogger(__name__)
 LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
+# ctx.extra: the input positions whose `item_reference` was resolved, with the ids they named.
+REFERENCED = "responses.referenced"
+# One request may name this many item references, resolving to this many bytes at most (as
+# much as a request body may hold): each costs a store read, and each is a copy of an item.
+MAX_REFERENCES = 1000
+MAX_REFERENCED_BYTES = 32 * 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -154,9 +164,11 @@ async def save(
     previous_response_id: str | None,
     recorded: dict[str, Any] | None = None,
     branch: str | None = None,
+    referenced: dict[int, str] | None = None,
 ) -> None:
     """Keep an answered response (or, for `store: false`, a marker that it cannot be chained),
-    recording the branch its request was on.
+    recording the branch its request was on; `referenced` names the input items that are copies
+    of stored items (resolved references): they stay indexed to the response that holds them.
 
     The answer has already been sent, so a store failure is logged, not raised. A stored
     response is counted against its account even past its `storage_bytes` (its input was
@@ -185,7 +197,9 @@ async def save(
     try:
         rules = await account_rules(app, account)
         room = room_of(rules, strict=not stored)
-        result = await responses.create(record, ttl, room=room)
+        result = await responses.create(
+            record, ttl, room=room, unindexed=set((referenced or {}).values())
+        )
         if result == OVER_CAP:
             log.warning("response %s not stored: over max_stored_response_bytes", record.id)
             reason = (
@@ -233,3 +247,111 @@ async def load(
     if reach is not None and not reach.covers(record.branch):
         raise not_found(response_id)
     return record
+
+
+# Item references -----------------------------------------------------------------------------
+
+
+def _is_reference(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "item_reference"
+
+
+def item_not_found(item_id: str, position: int) -> GatewayError:
+    """400 for a reference to an item the caller has not stored: unknown, expired, deleted,
+    another account's or outside its branch lineage alike."""
+    return bad_request(
+        f"Item with id '{item_id}' not found. Items are kept only in responses stored with "
+        "'store': true; send the item itself instead of a reference.",
+        param=f"input[{position}].id",
+        code="item_not_found",
+    )
+
+
+def _item_in(record: StoredResponse | None, item_id: str) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    output = record.response.get("output")
+    for item in [*(output if isinstance(output, list) else []), *record.input_items]:
+        if isinstance(item, dict) and item.get("id") == item_id:
+            return item
+    return None
+
+
+def _wanted(raw: list[Any]) -> dict[int, str]:
+    """The positions of the input's references, with the ids they name."""
+    wanted: dict[int, str] = {}
+    for i, item in enumerate(raw):
+        if not _is_reference(item):
+            continue
+        item_id = item.get("id")
+        if not isinstance(item_id, str) or not item_id:
+            raise bad_request(
+                f"Invalid 'input[{i}].id': expected the id of a stored item.",
+                param=f"input[{i}].id",
+                code="invalid_type",
+            )
+        wanted[i] = item_id
+        if len(wanted) > MAX_REFERENCES:
+            raise bad_request(
+                f"Too many item references: at most {MAX_REFERENCES} in one request.",
+                param="input",
+            )
+    return wanted
+
+
+async def resolve_references(
+    store: ResponseStore, account: str, raw: list[Any], reach: Lineage
+) -> tuple[list[Any], dict[int, str], int]:
+    """The input with each `item_reference` replaced by the item it names, from the account's
+    stored responses within `reach` (input or output items); the positions resolved, with their
+    ids; and the bytes the resolved items add. 400 naming the first id that is not there."""
+    wanted = _wanted(raw)
+    if not wanted:
+        return raw, {}, 0
+    ids = list(dict.fromkeys(i for i in wanted.values() if indexable(i)))
+    holders = dict(zip(ids, await store.find_items(account, ids), strict=True))
+    records: dict[str, StoredResponse | None] = {}
+    for response_id in dict.fromkeys(h for h in holders.values() if h is not None):
+        record = await store.get(account, response_id)
+        reachable = record is not None and record.stored and reach.covers(record.branch)
+        records[response_id] = record if reachable else None
+    out = list(raw)
+    added = 0
+    for position, item_id in wanted.items():
+        holder = holders.get(item_id)
+        found = _item_in(records.get(holder) if holder else None, item_id)
+        if found is None:
+            raise item_not_found(item_id, position)
+        added += len(orjson.dumps(found))
+        if added > MAX_REFERENCED_BYTES:
+            raise bad_request(
+                f"The items referenced hold more than {MAX_REFERENCED_BYTES} bytes; send fewer "
+                "references, or 'previous_response_id'.",
+                param="input",
+            )
+        out[position] = copy.deepcopy(found)
+    return out, wanted, added
+
+
+async def resolve_input(request: web.Request, ctx: RequestContext) -> int:
+    """Resolve the `item_reference` items of a Responses call's input in place (once per call):
+    the caller's account, within its lineage. Returns the bytes the resolved items add, for the
+    input estimate; the positions resolved are kept in `ctx.extra[REFERENCED]`."""
+    if REFERENCED in ctx.extra:
+        return 0
+    ctx.extra[REFERENCED] = {}
+    payload = ctx.payload
+    raw = payload.get("input") if isinstance(payload, dict) else None
+    if not isinstance(raw, list) or not any(_is_reference(i) for i in raw):
+        return 0
+    account = ctx.account
+    if account is None:
+        raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
+    reach = await reach_of(request)
+    with store_call():
+        items, resolved, added = await resolve_references(
+            request.app[STORE].responses, account, raw, reach
+        )
+    payload["input"] = items
+    ctx.extra[REFERENCED] = resolved
+    return added
