@@ -3,6 +3,7 @@ with stored transcripts for `previous_response_id` and queued background runs.""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -15,9 +16,11 @@ from edge.fallback import with_fallbacks
 from edge.handlers.translated import serve
 from edge.relay import relay
 from edge.responses.records import (
+    REFERENCED,
     account_rules,
     check_storage,
     refusal,
+    resolve_input,
     room_of,
     save,
     store_call,
@@ -66,16 +69,30 @@ def _as_upstream_item(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _referenced(ctx: RequestContext) -> dict[int, str]:
+    """The input positions whose `item_reference` was resolved (`edge.responses.records`)."""
+    found = ctx.extra.get(REFERENCED)
+    return found if isinstance(found, dict) else {}
+
+
 def upstream_payload(
-    payload: dict[str, Any], route: Route, history: list[dict[str, Any]], stream: bool | None
+    payload: dict[str, Any],
+    route: Route,
+    history: list[dict[str, Any]],
+    stream: bool | None,
+    referenced: Collection[int] = (),
 ) -> dict[str, Any]:
-    """The body for a Responses provider: our fields out, the stored transcript in."""
+    """The body for a Responses provider: our fields out, the stored transcript in, and the
+    items that references named (at `referenced`) sent as stored items are."""
     body = {k: v for k, v in payload.items() if k not in _OWN_FIELDS}
     body["model"] = route.model.upstream
-    if history:
-        own = payload.get("input")
+    own = payload.get("input")
+    if history or referenced:
         own_items = [{"role": "user", "content": own}] if isinstance(own, str) else own or []
-        body["input"] = [_as_upstream_item(i) for i in history] + list(own_items)
+        own_items = [
+            _as_upstream_item(item) if i in referenced else item for i, item in enumerate(own_items)
+        ]
+        body["input"] = [_as_upstream_item(i) for i in history] + own_items
     if stream is not None:
         body["stream"] = stream
     return body
@@ -101,6 +118,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     payload: dict[str, Any] = ctx.payload
     routes = admitted_routes(ctx.routes)
     params = parse_params(payload)
+    # Item references are resolved before the input is read, for every model: edge stored the
+    # items, and a provider may never have seen them (or their ids).
+    await resolve_input(request, ctx)
     own_items = input_of(payload)
     if params.store and not params.background:
         # Refused before the provider is called when the input alone cannot be kept; a queued
@@ -134,8 +154,9 @@ async def _passthrough(
 ) -> web.StreamResponse:
     payload: dict[str, Any] = ctx.payload
     assert ctx.body is not None
-    if history or any(k in payload for k in _OWN_FIELDS):
-        body = orjson.dumps(upstream_payload(payload, route, history, None))
+    referenced = _referenced(ctx)
+    if history or referenced or any(k in payload for k in _OWN_FIELDS):
+        body = orjson.dumps(upstream_payload(payload, route, history, None, referenced))
     else:
         body = set_model(ctx.body, payload, route.model.upstream)
     observer = ResponsesObserver()
@@ -157,6 +178,7 @@ async def _passthrough(
         params.previous_response_id,
         _recorded(ctx),
         ctx.branch,
+        _referenced(ctx),
     )
     return response
 
@@ -184,6 +206,7 @@ async def _translated(
         params.previous_response_id,
         _recorded(ctx),
         ctx.branch,
+        _referenced(ctx),
     )
     return response
 
@@ -208,7 +231,7 @@ async def _enqueue(
         "params": params.to_json(),
         "model": route.model.id,
         "items": None if passthrough else history + own_items,
-        "upstream_body": upstream_payload(ctx.payload, route, history, True)
+        "upstream_body": upstream_payload(ctx.payload, route, history, True, _referenced(ctx))
         if passthrough
         else None,
         "reservation": reservation.to_json() if reservation is not None else None,
@@ -233,9 +256,10 @@ async def _enqueue(
     store = request.app[STORE]
     # Checked against the account's storage as it is written: refused, nothing is queued.
     room = room_of(await account_rules(request.app, account))
+    unindexed = set(_referenced(ctx).values())
     with store_call():
         ttl = request.app[SETTINGS].responses_retention
-        written = await store.responses.create(record, ttl, logged, room)
+        written = await store.responses.create(record, ttl, logged, room, unindexed)
         if written < 0:
             await refusal(request.app, account, written, record_size(record, logged), room)
         await store.jobs.push(account, shell.id)
