@@ -286,20 +286,30 @@ def _format(gen: dict[str, Any]) -> n.ResponseFormat | None:
     return None
 
 
+def _int32(gen: dict[str, Any], key: str) -> int | None:
+    """An int32 field of generationConfig (a number past 64 bits could not be sent on)."""
+    value = opt_num(gen, key, "generationConfig.")
+    if value is None:
+        return None
+    if not -(2**31) <= value < 2**31:
+        raise invalid(f"generationConfig.{key}", "an integer of at most 32 bits")
+    return int(value)
+
+
 def _extras(body: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any]:
     """Settings that only some providers take (see edge.translate.extras)."""
     extra: dict[str, Any] = {}
-    top_k = opt_num(gen, "topK", "generationConfig.")
-    if top_k is not None:
-        extra["top_k"] = int(top_k)
+    for name, key in (("top_k", "topK"), ("seed", "seed")):
+        number = _int32(gen, key)
+        if number is not None:
+            extra[name] = number
     for name, key in (
-        ("seed", "seed"),
         ("presence_penalty", "presencePenalty"),
         ("frequency_penalty", "frequencyPenalty"),
     ):
         value = opt_num(gen, key, "generationConfig.")
         if value is not None:
-            extra[name] = int(value) if name == "seed" else value
+            extra[name] = value
     if opt_list(body, "safetySettings"):
         extra["safety_settings"] = body["safetySettings"]
     return extra

@@ -174,8 +174,8 @@ def gemini_bodies(draw: st.DrawFn) -> dict[str, Any]:
         "generationConfig": _object(
             maxOutputTokens=st.sampled_from([1, 16, 2**31, 2**63 - 1]),
             temperature=st.floats(0, 2),
-            topK=st.integers(1, 2**63 - 1),
-            seed=st.integers(-(2**63), 2**63 - 1),
+            topK=st.integers(1, 2**31 - 1),
+            seed=st.integers(-(2**31), 2**31 - 1),
             stopSequences=st.lists(st.text(max_size=4), max_size=3),
             responseMimeType=st.sampled_from(["application/json", "text/plain"]),
             responseSchema=schemas,
