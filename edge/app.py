@@ -23,6 +23,7 @@ from edge.handlers.metrics import setup_metrics
 from edge.handlers.routes import setup_inference
 from edge.identity_cache import IdentityCache
 from edge.lifecycle import Lifecycle
+from edge.limits_parse import install as install_parse_slots
 from edge.metrics import FallbackSource, Metrics
 from edge.middlewares import CHAIN
 from edge.middlewares.quota import quota_headers
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
     app[METRICS] = Metrics(settings.metrics_dir)
+    install_parse_slots(app)  # large bodies are read and parsed a few at a time per process
     app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)

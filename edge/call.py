@@ -12,7 +12,7 @@ from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.fallback import fallback_chain
 from edge.responses.chain import transcript
-from edge.responses.records import reach_of, store_call
+from edge.responses.records import reach_of, resolve_input, store_call
 from edge.route_table import RouteFacts, requested_model
 
 
@@ -25,6 +25,9 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint)
     if facts.endpoint != "responses":
         return
+    # Item references resolved within the caller's lineage: what they add is sent upstream.
+    referenced = await resolve_input(request, ctx)
+    ctx.history_bytes = referenced
     previous = ctx.payload.get("previous_response_id")
     if previous is None:
         return
@@ -43,4 +46,4 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     reach = await reach_of(request)
     with store_call():
         ctx.history = await transcript(request.app[STORE].responses, account, previous, reach)
-    ctx.history_bytes = len(orjson.dumps(ctx.history)) if ctx.history else 0
+    ctx.history_bytes = referenced + (len(orjson.dumps(ctx.history)) if ctx.history else 0)

@@ -259,11 +259,6 @@ async def test_a_reference_outside_the_lineage_is_unknown(gateway: Live) -> None
         assert (await with_ref(key, own_item))[0] == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="references are resolved in the handler, after admission, until edge/call.py "
-    "resolves them in prepare_call (remove this mark with that change)",
-)
 async def test_referenced_items_count_in_the_input_estimate(gateway: Live, tenant) -> None:
     made = await gateway.tenant(account=tenant.account, branch=tenant.branch)
     status, first = await _call(
