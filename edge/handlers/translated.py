@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Protocol
 
@@ -21,6 +23,9 @@ from edge.translate import neutral as n
 from edge.translate.adapters import adapter_for
 from edge.translate.upstream import UpstreamContext
 from edge.upstream.client import interrupted
+
+log = logging.getLogger(__name__)
+FAILED = "The gateway failed to process the request."
 
 
 class StreamRenderer(Protocol):
@@ -115,6 +120,13 @@ async def serve(
             cut = interrupted()
             note_error(ctx, cut)
             await response.write(client.stream_error(cut))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise  # the client went away: nothing to write
+        except Exception:  # a fault of ours mid-stream: the API's terminal event, never a 500
+            log.exception("translated stream failed", extra={"request_id": ctx.request_id})
+            fault = GatewayError(500, FAILED, code="internal_error")
+            note_error(ctx, fault)
+            await response.write(client.stream_error(fault))
         finally:
             if not complete:  # cut by the client or the provider: charge what was done
                 charge_cut_stream(ctx)
