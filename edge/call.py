@@ -11,6 +11,7 @@ from edge.appkeys import SETTINGS, STORE
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.fallback import fallback_chain
+from edge.model_access import caller_access, require_endpoint
 from edge.responses.chain import transcript
 from edge.responses.records import reach_of, resolve_input, store_call
 from edge.route_table import RouteFacts, requested_model
@@ -21,8 +22,12 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     estimate adds to the body's, the transcript that will be prepended upstream)."""
     assert facts.endpoint is not None
     catalog = request.app[SETTINGS].catalog
+    # The caller's access lists hold on every model the chain may call, before anything else
+    # (a stored transcript, an item reference) is read for it.
+    access = await caller_access(request, ctx)
+    require_endpoint(access, facts.endpoint)
     name = requested_model(request, facts, ctx.payload)
-    ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint)
+    ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint, access)
     if facts.endpoint != "responses":
         return
     # Item references resolved within the caller's lineage: what they add is sent upstream.

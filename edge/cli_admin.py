@@ -16,6 +16,7 @@ from typing import Any
 
 from edge.cli_admin_render import render
 from edge.settings import admin_client_env
+from policies.access import ACCESS_FIELDS
 
 PREFIX = "/admin/v1"
 
@@ -67,7 +68,11 @@ def _assignments(pairs: list[str]) -> dict[str, Any]:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise AdminError(f"expected FIELD=VALUE, got {pair!r}", 2)
-        out[name] = _value(raw)
+        if name in ACCESS_FIELDS and raw.lower() not in ("none", "null"):
+            # An access list: comma-separated globs or client APIs (empty: allow none).
+            out[name] = [item.strip() for item in raw.split(",") if item.strip()]
+        else:
+            out[name] = _value(raw)
     return out
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.routing import Route, resolve_route
+from policies.access import UNRESTRICTED, Access
 from policies.catalog import Catalog, Endpoint
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,37 @@ def requested_fallbacks(payload: Any) -> list[str]:
     return list(models)
 
 
-def fallback_chain(catalog: Catalog, name: object, payload: Any, endpoint: Endpoint) -> list[Route]:
-    """The routes to try, in order; errors in the requested names are the client's 400s."""
+def model_not_allowed(name: str, model_id: str) -> GatewayError:
+    """403 for a model outside the caller's access lists, naming it."""
+    shown = name[:200] if name.lower() == model_id.lower() else f"{name[:200]}' ('{model_id}"
+    return GatewayError(
+        403,
+        f"The model '{shown}' is not allowed for this credential. "
+        "GET /v1/models lists the models you can call.",
+        param="model",
+        code="model_not_allowed",
+    )
+
+
+def fallback_chain(
+    catalog: Catalog,
+    name: object,
+    payload: Any,
+    endpoint: Endpoint,
+    access: Access = UNRESTRICTED,
+) -> list[Route]:
+    """The routes to try, in order; errors in the requested names are the client's 400s, and a
+    requested model outside the caller's access lists its 403 (a catalog-declared fallback
+    outside them is skipped: the caller never named it)."""
     primary = resolve_route(catalog, name, endpoint)
+    if not access.allows_model(primary.model):
+        raise model_not_allowed(str(name), primary.model.id)
     routes = [primary]
     seen = {primary.model.id}
     for requested in requested_fallbacks(payload):
         route = resolve_route(catalog, requested, endpoint)
+        if not access.allows_model(route.model):
+            raise model_not_allowed(requested, route.model.id)
         if route.model.id not in seen:
             seen.add(route.model.id)
             routes.append(route)
@@ -62,7 +87,7 @@ def fallback_chain(catalog: Catalog, name: object, payload: Any, endpoint: Endpo
             # A declared fallback that cannot serve this endpoint here is skipped, not fatal.
             log.debug("fallback %s skipped: %s", declared, err.message)
             continue
-        if route.model.id not in seen:
+        if route.model.id not in seen and access.allows_model(route.model):
             seen.add(route.model.id)
             routes.append(route)
     return routes[:MAX_ATTEMPTS]

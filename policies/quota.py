@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from policies.access import ACCESS_FIELDS, AccessError, validate_access
+
 Strategy = Literal["moving-window", "sliding-window-counter"]
 STRATEGIES: tuple[Strategy, ...] = ("moving-window", "sliding-window-counter")
 Period = Literal["second", "minute", "hour", "day", "month"]
@@ -46,6 +48,8 @@ SETTING_FIELDS = (
     "max_stored_response_bytes",
 )
 QUOTA_FIELDS = (*LIMIT_FIELDS, *SETTING_FIELDS)
+# What a plan or an override table may set: the quota fields and the access lists.
+TABLE_FIELDS = (*QUOTA_FIELDS, *ACCESS_FIELDS)
 MAX_LIMIT = 10**15
 FALLBACK_OUTPUT_CAP = 4096
 # One stored response's cap when no plan sets one, and the largest a plan may set: a record is
@@ -121,19 +125,27 @@ def _check_value(name: str, value: Any) -> Any:
 
 
 def validate_quota(data: Any, *, allow_null: bool = True) -> dict[str, Any]:
-    """Check a quota table (plan body or override); null (where allowed) lifts a plan's limit."""
+    """Check a quota table (plan body or override); null (where allowed) lifts a plan's limit
+    or access list."""
     if not isinstance(data, Mapping):
         raise QuotaError("quota", "expected an object")
     out: dict[str, Any] = {}
     for name, value in data.items():
-        if name not in QUOTA_FIELDS:
-            raise QuotaError(str(name), "unknown quota field")
+        if name not in TABLE_FIELDS:
+            raise QuotaError(
+                str(name)[:100], f"unknown quota field; the fields are {', '.join(TABLE_FIELDS)}"
+            )
         if value is None:
             if not allow_null or name in SETTING_FIELDS:
                 raise QuotaError(name, "must not be null")
             out[name] = None
-            continue
-        out[name] = _check_value(name, value)
+        elif name in ACCESS_FIELDS:
+            try:
+                out[name] = validate_access(name, value)
+            except AccessError as exc:
+                raise QuotaError(exc.field, exc.message) from exc
+        else:
+            out[name] = _check_value(name, value)
     return out
 
 

@@ -50,6 +50,11 @@ class Plans:
         values.update(overrides or {})
         return values
 
+    def key_values(self, name: str | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A key's own table: its plan's values with overrides on top, or the overrides alone
+        when it names no plan (its account's plan already bounds it)."""
+        return self.merged(name, overrides) if name else dict(overrides or {})
+
     def rules(self, name: str | None, overrides: Mapping[str, Any] | None) -> Rules:
         """The effective rules of a scope."""
         return rules_from(self.merged(name, overrides))

@@ -49,9 +49,10 @@ def test_the_curl_example_creates_an_account_a_branch_and_a_key(url: str, tmp_pa
     )
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    assert [a.get("error") for a in answers] == [None, None, None], answers
-    account, branch, key = answers
+    assert [a.get("error") for a in answers] == [None, None, None, None], answers
+    account, branch, key, quota = answers
     assert account["id"] == "acct_acme"
+    assert quota["effective"]["models"] == ["openai/*", "claude-*"], quota
     assert branch["id"] == "br-prod"
     assert key["key"].startswith("ek_") and key["branch"] == "br-prod"
 
@@ -82,6 +83,8 @@ def test_the_command_line_example_runs_as_written(
     printed = outputs["usage --key"]
     assert header.split() in [line.split() for line in printed.splitlines()], printed
     assert re.search(r"^key\s+requests_per_minute\s+100\s", printed, flags=re.M), printed
+    # The last `quota set` is the account's: its access list is set as the README shows it.
+    assert "openai/*" in outputs["quota set"] and "claude-*" in outputs["quota set"]
     audit = json.loads(outputs["audit --account"])
     actions = [entry["action"] for entry in audit["data"]]
     assert len(actions) >= 7, actions

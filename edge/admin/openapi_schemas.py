@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from policies.access import MAX_PATTERN_LENGTH, MAX_PATTERNS
+from policies.catalog import ENDPOINTS
 from policies.quota import (
     COST_FIELDS,
     INT_FIELDS,
@@ -65,9 +67,17 @@ def _quota_values() -> dict[str, Any]:
     }
     props["bytes_per_token"] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
     props["strategy"] = {"enum": list(STRATEGIES)}
+    glob = {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN_LENGTH}
+    for name in ("models", "deny_models"):
+        props[name] = _nullable({"type": "array", "items": glob, "maxItems": MAX_PATTERNS})
+    props["endpoints"] = _nullable(
+        {"type": "array", "items": {"enum": list(ENDPOINTS)}, "maxItems": MAX_PATTERNS}
+    )
     schema = _obj(props)
     schema["description"] = (
-        "Overrides on top of the plan; null lifts a plan's limit. A PUT replaces them all."
+        "Overrides on top of the plan; null lifts a plan's limit or list. A PUT replaces them "
+        "all. `models` / `deny_models`: globs on catalog ids, aliases and "
+        "`<provider>/<upstream>`; `endpoints`: the client APIs the scope may call."
     )
     return schema
 

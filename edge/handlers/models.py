@@ -9,9 +9,12 @@ from aiohttp import web
 from edge.appkeys import SETTINGS
 from edge.context import ctx_of
 from edge.errors import ApiShape, GatewayError
+from edge.fallback import model_not_allowed
 from edge.handlers import gemini_models
+from edge.model_access import caller_access
 from edge.route_table import facts_of
-from policies.catalog import Catalog, Endpoint, Model
+from policies.access import UNRESTRICTED, Access
+from policies.catalog import ENDPOINTS, Catalog, Endpoint, Model
 
 OWNERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google", "local": "edge"}
 # A release time the catalog does not know: Anthropic's documented placeholder is the epoch.
@@ -23,14 +26,21 @@ GOOGLE_HEADERS = ("x-goog-api-key", "x-goog-api-client")
 GEMINI_APIS: tuple[Endpoint, ...] = ("gemini", "embeddings")  # what Google's API can call
 
 
-def callable_models(catalog: Catalog, endpoints: tuple[Endpoint, ...] | None = None) -> list[Model]:
-    """The models a caller can call (from one of `endpoints`, if given): those whose provider is
-    configured here, since any other would only answer 503."""
+def callable_models(
+    catalog: Catalog,
+    endpoints: tuple[Endpoint, ...] | None = None,
+    access: Access = UNRESTRICTED,
+) -> list[Model]:
+    """The models a caller can call (from one of `endpoints`, if given): those its access lists
+    allow, from a client API they allow, whose provider is configured here (any other would
+    only answer 503)."""
+    apis = tuple(e for e in endpoints or ENDPOINTS if access.allows_endpoint(e))
     return [
         model
         for model in catalog.models
         if catalog.provider_of(model).configured
-        and (endpoints is None or any(model.allows(e) for e in endpoints))
+        and any(model.allows(e) for e in apis)
+        and access.allows_model(model)
     ]
 
 
@@ -117,11 +127,14 @@ async def list_models(request: web.Request) -> web.Response:
     """Every model the caller can call, by its id (other names are accepted but not listed)."""
     catalog = request.app[SETTINGS].catalog
     api = client_api(request)
+    access = await caller_access(request, ctx_of(request))
     if api == "anthropic":
-        return web.json_response(_anthropic_page(request, callable_models(catalog, ("messages",))))
+        listed = callable_models(catalog, ("messages",), access)
+        return web.json_response(_anthropic_page(request, listed))
     if api == "gemini":
-        return gemini_models.model_list(request, callable_models(catalog, GEMINI_APIS))
-    data = [_entry(model, _owner(catalog, model)) for model in callable_models(catalog)]
+        return gemini_models.model_list(request, callable_models(catalog, GEMINI_APIS, access))
+    listed = callable_models(catalog, None, access)
+    data = [_entry(model, _owner(catalog, model)) for model in listed]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -131,11 +144,14 @@ async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
     api = client_api(request)
     model = catalog.resolve(name)
+    access = await caller_access(request, ctx_of(request))
+    if model is not None and not access.allows_model(model):
+        raise model_not_allowed(name, model.id)
     if api == "gemini":
-        listed = model is not None and model in callable_models(catalog, GEMINI_APIS)
+        listed = model is not None and model in callable_models(catalog, GEMINI_APIS, access)
         return gemini_models.one_model(model if listed else None, name)
     if api == "anthropic":
-        if model is None or model not in callable_models(catalog, ("messages",)):
+        if model is None or model not in callable_models(catalog, ("messages",), access):
             raise GatewayError(404, f"model: {name[:200]}", code="model_not_found")
         return web.json_response(_anthropic_entry(model))
     if model is None:
