@@ -153,6 +153,13 @@ def run_admin(args: argparse.Namespace) -> int:
     env_url, env_token = admin_client_env()
     url = (args.url or env_url).rstrip("/")
     token = args.token or env_token
+    if not token:
+        print(
+            "edge admin: no admin token: set EDGE_ADMIN_TOKEN or pass --token "
+            "(the gateway's admin token, or an API key with the ai_gateway:admin scope)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         method, path, body = _request(args)
         answer = call(url, token, method, path, body)

@@ -96,6 +96,36 @@ def test_unreachable_gateway_exits_2(capsys: pytest.CaptureFixture[str]) -> None
     assert "cannot reach" in err
 
 
+def test_no_token_says_which_variable_or_flag_to_set(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EDGE_ADMIN_TOKEN", raising=False)
+    code = main(["admin", "--url", url, "accounts", "list"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "EDGE_ADMIN_TOKEN" in err and "--token" in err
+
+
+def test_quota_set_takes_access_lists_comma_separated(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, url, "accounts", "create", "lists")[0] == 0
+    code, out, _ = run(
+        capsys,
+        url,
+        "quota",
+        "set",
+        "--account",
+        "lists",
+        "models=local/*, claude-*",
+        "endpoints=chat",
+        json_out=True,
+    )
+    assert code == 0
+    effective = json.loads(out)["effective"]
+    assert effective["models"] == ["local/*", "claude-*"] and effective["endpoints"] == ["chat"]
+
+
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 EPOCH = re.compile(r"\b1\d{9}(\.\d+)?\b")  # epoch seconds of these years
 
