@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from edge.errors import ApiShape
+from edge.errors import ApiShape, GatewayError
 from edge.routing import Route
 from policies.credentials import Principal
 
@@ -44,6 +44,10 @@ class RequestContext:
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The error the request ended with (before or during its stream), for logs and metrics.
+    error: GatewayError | None = None
+    # Each model a fallback chain tried, in order, with the status it answered (0: none yet).
+    attempts: list[tuple[str, int]] = field(default_factory=list)
     reservation: Reservation | None = None  # set by the quota middleware when admitted
     reservation_detached: bool = False
 

@@ -23,7 +23,6 @@ from policies.catalog import Catalog, Endpoint
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 MODEL_HEADER = "x-edge-model"
-ATTEMPTS = "fallback.attempts"  # ctx.extra key: the models tried, in order
 Attempt = Callable[[Route], Awaitable[web.StreamResponse]]
 
 
@@ -107,21 +106,22 @@ async def with_fallbacks(
     ctx: RequestContext, routes: list[Route], attempt: Attempt
 ) -> web.StreamResponse:
     """Run `attempt` on each route until one answers or fails in a way a retry cannot help."""
-    tried: list[str] = []
-    ctx.extra[ATTEMPTS] = tried
+    tried = ctx.attempts  # logged and counted with each attempt's outcome
     for position, route in enumerate(routes):
         ctx.model, ctx.provider = route.model.id, route.provider.name
         ctx.response_headers[MODEL_HEADER] = route.model.id
-        tried.append(route.model.id)
+        tried.append((route.model.id, 0))
         last = position + 1 == len(routes)
         try:
             response = await attempt(route)
         except GatewayError as err:
+            tried[-1] = (route.model.id, err.status)
             # Once a byte has gone out the answer is committed: no other model may continue it.
             if last or ctx.first_byte_at is not None or not retryable(err):
                 raise
             status = err.status
         else:
+            tried[-1] = (route.model.id, response.status)
             # A passthrough relays the provider's own 429 body as it is, without raising.
             if last or response.prepared or not retryable_status(response.status):
                 return response

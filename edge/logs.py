@@ -11,6 +11,10 @@ from typing import Any, TextIO
 import orjson
 
 from edge.context import RequestContext
+from edge.errors import GatewayError
+from policies.ratelimit import policy_of
+
+QUOTA_DENIED = "REQUEST_LIMIT_EXCEEDED"
 
 ACCESS = logging.getLogger("edge.access")
 
@@ -53,7 +57,7 @@ def request_fields(ctx: RequestContext, method: str, route: str) -> dict[str, An
     principal = ctx.principal
     usage = ctx.usage
     now = time.perf_counter()
-    return {
+    fields: dict[str, Any] = {
         "request_id": ctx.request_id,
         "method": method,
         "route": route,
@@ -71,6 +75,29 @@ def request_fields(ctx: RequestContext, method: str, route: str) -> dict[str, An
         if ctx.first_byte_at
         else None,
     }
+    if ctx.error is not None:
+        fields |= why(ctx.error)
+    if len(ctx.attempts) > 1:
+        # A fallback: each model tried and what it answered, in order.
+        fields["attempts"] = [f"{model}:{status or 'none'}" for model, status in ctx.attempts]
+    return fields
+
+
+def why(err: GatewayError) -> dict[str, Any]:
+    """What a refused or failed request's line says of it: the error's code, and for a quota
+    denial the limit that fired (`key-rpm`), its scope and its window."""
+    out: dict[str, Any] = {"error": err.code or str(err.status)}
+    if err.code != QUOTA_DENIED:
+        return out
+    found = policy_of(err.headers.get("RateLimit-Policy", ""))
+    if found is None:
+        out["limit"] = "blocked"  # a blocked account names no limit
+        return out
+    token, window = found
+    out["limit"] = token
+    out["limit_scope"] = token.partition("-")[0]
+    out["limit_window_s"] = window
+    return out
 
 
 def _json_stream(logger: logging.Logger) -> tuple[logging.StreamHandler[TextIO], TextIO] | None:

@@ -16,13 +16,18 @@ from prometheus_client.process_collector import ProcessCollector
 from edge.appkeys import METRICS
 from edge.context import RequestContext
 from edge.errors import GatewayError
+from policies.quota_estimate import cost_micros
 
 # Requests span milliseconds (errors, cached answers) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 NONE = "none"
+OTHER = "other"
 QUOTA_DENIED = "REQUEST_LIMIT_EXCEEDED"
-_ERROR = "edge.error"
+# Per-account series are kept for this many accounts per process; later ones share `other`,
+# so a gateway with many tenants cannot grow the scrape without bound.
+MAX_ACCOUNT_LABELS = 500
+MAX_REASON_LABELS = 100
 _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # What an upstream failure can be; anything else is counted as "other" to keep the set closed.
 UPSTREAM_KINDS = frozenset(
@@ -52,7 +57,25 @@ class FallbackSource(Protocol):
 
 def note_error(ctx: RequestContext, err: GatewayError) -> None:
     """Remember the error a request ended with (before or during its stream) for the metrics."""
-    ctx.extra[_ERROR] = err
+    ctx.error = err
+
+
+class BoundedLabel:
+    """A label's values, at most `limit` distinct ones; later ones (and any that is not a
+    plain token) are `other`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        """The value to label with."""
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit or not _TOKEN.fullmatch(value):
+            return OTHER
+        self._seen.add(value)
+        return value
 
 
 def quota_limit(err: GatewayError) -> str:
@@ -102,6 +125,26 @@ class Metrics:
         self.quota_denials = Counter(
             "edge_quota_denials", "Requests refused by our own quotas.", ("limit",), registry=r
         )
+        self.refusals = Counter(
+            "edge_refusals",
+            "Requests the gateway answered with an error, by its code (quota, access, input, "
+            "upstream).",
+            ("reason",),
+            registry=r,
+        )
+        self.fallback_attempts = Counter(
+            "edge_fallback_attempts",
+            "Attempts of calls whose fallback chain went past its first model, by model and "
+            "the status each answered.",
+            ("model", "outcome"),
+            registry=r,
+        )
+        self.cost = Counter(
+            "edge_cost_usd",
+            "Cost of the calls answered, from the catalog's prices.",
+            ("account",),
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "edge_upstream_errors", "Upstream provider failures.", ("provider", "kind"), registry=r
         )
@@ -126,6 +169,8 @@ class Metrics:
             ProcessCollector(registry=r)
         self._request_children: dict[tuple[str, str, str, int], _Children] = {}
         self._token_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
+        self._accounts = BoundedLabel(MAX_ACCOUNT_LABELS)
+        self._reasons = BoundedLabel(MAX_REASON_LABELS)
         self._sources: list[FallbackSource] = []
         self._fallbacks_seen: dict[str, int] = {}
 
@@ -164,14 +209,24 @@ class Metrics:
             ttfb.observe(ctx.first_byte_at - ctx.started)
         usage = ctx.usage
         if usage is not None and ctx.account is not None:
-            tokens_in, tokens_out = self._tokens(ctx.account, model)
+            account = self._accounts(ctx.account)
+            tokens_in, tokens_out = self._tokens(account, model)
             tokens_in.inc(usage.input_tokens)
             tokens_out.inc(usage.output_tokens)
-        err = ctx.extra.get(_ERROR)
-        if isinstance(err, GatewayError):
-            self._error(err, ctx.provider)
+            served = next((r.model for r in ctx.routes if r.model.id == ctx.model), None)
+            micros = cost_micros(
+                served, usage.input_tokens, usage.output_tokens, usage.cached_tokens
+            )
+            if micros:
+                self.cost.labels(account).inc(micros / 1_000_000)
+        if len(ctx.attempts) > 1:
+            for tried, status in ctx.attempts:
+                self.fallback_attempts.labels(tried, str(status or NONE)).inc()
+        if ctx.error is not None:
+            self._error(ctx.error, ctx.provider)
 
     def _error(self, err: GatewayError, provider: str | None) -> None:
+        self.refusals.labels(self._reasons(err.code or str(err.status))).inc()
         if err.status == 429 and err.code == QUOTA_DENIED:
             self.quota_denials.labels(quota_limit(err)).inc()
             return

@@ -47,6 +47,16 @@ def ratelimit_headers(states: list[LimitState]) -> dict[str, str]:
     }
 
 
+def policy_of(header: str) -> tuple[str, int] | None:
+    """(limit token, window seconds) of a `RateLimit-Policy` value this module wrote."""
+    name, _, rest = header.partition(";")
+    token = name.strip().strip('"')
+    window = next((p[2:] for p in rest.split(";") if p.startswith("w=")), "")
+    if not token or not window.isdigit():
+        return None
+    return token, int(window)
+
+
 def _amount(state: LimitState, value: int) -> str:
     return f"{value / 1_000_000:.2f}" if state.kind == "cost" else str(value)
 
