@@ -177,3 +177,26 @@ async def test_jwks_unknown_kids_cause_one_fetch(store_url, fake, tmp_path) -> N
     finally:
         await stop_live(live)
         await runner.cleanup()
+
+
+async def test_a_jwt_with_the_admin_scope_administers_its_account_only(jwt_gateway) -> None:
+    """Operators use their identity provider: `ai_gateway:admin` in the token's scope claim
+    makes it an admin of the account its account claim names (and of nothing else)."""
+    admin = token(scope="ai_gateway:admin", branch=None, sub="ops-1")
+    other = await jwt_gateway.tenant(account="acct_other")
+    status, keys = await jwt_gateway.admin("GET", "/keys?account=acct_jwt", token=admin)
+    assert status == 200 and keys["data"], keys
+    status, made = await jwt_gateway.admin(
+        "POST", "/keys", {"account": "acct_jwt", "branch": "br-main"}, token=admin
+    )
+    assert status == 201, made
+    status, _ = await jwt_gateway.admin("GET", f"/keys/{other.key_id}", token=admin)
+    assert status == 404  # another account's key is unknown to it
+    status, _ = await jwt_gateway.admin("POST", "/accounts", {"id": "acct_new"}, token=admin)
+    assert status == 403  # creating accounts needs a global admin
+    status, audit = await jwt_gateway.admin("GET", "/audit?account=acct_jwt", token=admin)
+    assert status == 200
+    assert any(entry["actor"] == "jwt:ops-1" for entry in audit["data"]), audit
+    invoke_only = token(sub="user-2")
+    status, _ = await jwt_gateway.admin("GET", "/keys?account=acct_jwt", token=invoke_only)
+    assert status == 403
