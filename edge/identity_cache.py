@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from redis.exceptions import RedisError
-
 from edge.store import Store, StoreUnavailable
 from edge.store.records import Account, Branch, KeyRecord
 
@@ -80,11 +78,11 @@ class _Cache(Generic[T]):
         generation = self._generation
         try:
             value = await load()
-        except (RedisError, OSError, StoreUnavailable) as exc:
+        except StoreUnavailable:
             self._health.failing = True
             if stale is not None and time.monotonic() - stale.fetched < STALE_LIMIT:
                 return stale.value
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+            raise
         finally:
             self._loading.pop(name, None)
         self._health.failing = False

@@ -10,7 +10,6 @@ import re
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
 
 from edge.context import RequestContext, attach
 from edge.errors import BODY_TOO_LARGE, GatewayError, error_response
@@ -67,8 +66,8 @@ async def _respond(
     except GatewayError as err:
         note_error(ctx, err)
         return error_response(ctx.shape, err, ctx.request_id)
-    except (StoreUnavailable, RedisError):
-        # A Redis error no caller mapped (e.g. a pooled connection Redis closed when it
+    except StoreUnavailable:
+        # A store failure no caller mapped (e.g. a pooled connection Redis closed when it
         # restarted) is the store being away, not a fault of ours.
         return error_response(ctx.shape, STORE_DOWN, ctx.request_id)
     except web.HTTPException as exc:

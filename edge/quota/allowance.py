@@ -7,10 +7,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
 from edge.quota.demand import Scope, build_demand
-from edge.store import StoreUnavailable
+from edge.store import StoreTimeout
 from policies.quota_estimate import Estimate
 from policies.ratelimit import LimitState
 
@@ -47,8 +45,8 @@ async def allowance(
             values, counts = await store.read(
                 [c.hold.key for c in demand.counters], [s.slot.key for s in demand.slots]
             )
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
+    except TimeoutError as exc:  # the store's own failures are StoreUnavailable already
+        raise StoreTimeout("no answer in time") from exc
     rows = []
     for check, found in zip(demand.rates, windows, strict=True):
         state = check.state(found.remaining, found.reset)

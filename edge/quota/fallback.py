@@ -8,8 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from edge.store import StoreDisconnected, StoreTimeout, StoreUnavailable
 
 FallbackKind = Literal[
     "rate_local",  # a request-rate limit decided by this process's share of the limit
@@ -77,11 +76,12 @@ class Breaker:
             self.timeouts = 0
             self.trip()
 
-    def failed(self, exc: BaseException) -> None:
-        """Trip now for a broken connection, after a few in a row for timeouts."""
-        if isinstance(exc, TimeoutError | RedisTimeoutError):
+    def failed(self, exc: StoreUnavailable) -> None:
+        """Trip now for a broken connection, after a few in a row for timeouts; any other
+        failure (the store answered, with an error) leaves it as it is."""
+        if isinstance(exc, StoreTimeout):
             self.timed_out()
-        elif isinstance(exc, RedisConnectionError | ConnectionError):
+        elif isinstance(exc, StoreDisconnected):
             self.trip()
 
     def reset(self) -> None:

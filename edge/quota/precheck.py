@@ -10,7 +10,8 @@ import time
 
 from edge.context import RequestContext
 from edge.quota.decision import refusal
-from edge.quota.service import STORE_ERRORS, QuotaService
+from edge.quota.service import QuotaService
+from edge.store import StoreUnavailable
 from edge.store.quota import ReserveResult
 from policies.quota_estimate import Estimate
 
@@ -35,7 +36,7 @@ async def precheck(quota: QuotaService, ctx: RequestContext, body_size: int | No
     try:
         windows = await quota.store.quota.read_windows(demand.windows)
         _, in_flight = await quota.store.quota.read([], [s.slot.key for s in limited_slots])
-    except STORE_ERRORS:
+    except StoreUnavailable:
         return  # the reservation after the body decides, with its own fallback
     outcome = ReserveResult(admitted=False, in_flight=in_flight, windows=windows)
     full = any(not w.allowed for w in windows) or any(

@@ -18,9 +18,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.identity_cache import IdentityCache
@@ -30,7 +27,7 @@ from edge.quota.denials import ACCOUNT_BLOCKED, BUDGET_UNAVAILABLE
 from edge.quota.fallback import Breaker, FallbackCounter
 from edge.quota.reservation import Reservation
 from edge.settings import QuotaSettings
-from edge.store import Store
+from edge.store import Store, StoreTimeout, StoreUnavailable
 from edge.store.quota import QuotaStore, ReserveResult, Slot
 from edge.store.quota_memory import MemoryQuota
 from edge.store.records import Account, KeyRecord
@@ -43,7 +40,6 @@ from policies.quota_plans import Plans
 
 __all__ = ["Admission", "QuotaService", "Reservation"]
 log = logging.getLogger(__name__)
-STORE_ERRORS = (RedisError, OSError)  # OSError includes TimeoutError
 BACKSTOP = 10  # the whole decision's deadline, in Redis timeouts
 MAX_PLANS = 100_000  # as many as the identity cache holds records
 # Pauses before each settlement retry (jittered by ±25%): at most 76 s in all, less than the
@@ -209,18 +205,20 @@ class QuotaService:
             # first, the reservation ends released (a released marker refuses a late reserve).
             self._background(self._release(replace(reservation)))
             raise
-        except (TimeoutError, RedisTimeoutError) as exc:
+        except (TimeoutError, StoreTimeout) as exc:  # TimeoutError: the backstop
             # The script may still have run: release it (settling is idempotent).
             log.info("quota store timed out: deciding locally")
             self._breaker.timed_out()
             self._background(self._release(replace(reservation)))
             raise _StoreDown from exc
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             was_closed = self._breaker.allows()
             self._breaker.failed(exc)
             if was_closed and not self._breaker.allows():
                 log.warning("quota store unreachable (%r): deciding locally", exc)
-                self._background(self._drop_idle_connections())
+                # Pooled connections opened before the failure would each fail once more after
+                # a Redis restart, and each failure would trip the breaker again.
+                self._background(self._store.drop_idle_connections())
             raise _StoreDown from exc
         self._breaker.reset()
         return await self._decide(demand, reservation, outcome, now)
@@ -295,12 +293,6 @@ class QuotaService:
             # Right after a timeout or a cancelled call: the store's state is already known to
             # the breaker, so a failure here only means trying again.
             await self._settle_shared(reservation, deltas, reservation.slots, None, judge=False)
-
-    async def _drop_idle_connections(self) -> None:
-        """Close pooled connections opened before the failure: after a Redis restart each would
-        fail once more, and each failure would trip the breaker again."""
-        if self._store.redis is not None:
-            await self._store.redis.connection_pool.disconnect(inuse_connections=False)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -380,7 +372,7 @@ class QuotaService:
             await self._store.quota.settle(
                 reservation.marker, reservation.id, deltas, slots, record
             )
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             if judge:
                 self._breaker.failed(exc)
                 log.info("settlement failed (%r)", exc)

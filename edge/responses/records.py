@@ -10,18 +10,16 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from edge.appkeys import IDENTITY, QUOTA, SETTINGS, STORE
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError, bad_request
 from edge.responses.chain import NOT_STORED, not_found, well_formed
-from edge.store import StoreUnavailable
+from edge.store import StoreUnavailable, translated
 from edge.store.responses import (
     OVER_CAP,
     OVER_LIMIT,
@@ -44,13 +42,10 @@ MAX_REFERENCES = 1000
 MAX_REFERENCED_BYTES = 32 * 1024 * 1024
 
 
-@contextlib.contextmanager
-def store_call() -> Iterator[None]:
-    """Redis failures become StoreUnavailable (a 503 with Retry-After, never a 500)."""
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(type(exc).__name__) from exc
+def store_call() -> contextlib.AbstractContextManager[None]:
+    """A block of store calls: whatever fails in it is the store being away (StoreUnavailable,
+    a 503 with Retry-After, never a 500), mapped by the store itself."""
+    return translated()
 
 
 # Storage quota -------------------------------------------------------------------------------
@@ -217,7 +212,7 @@ async def save(
                 branch=branch,
             )
             await responses.create(marker, ttl, room=room_of(rules))
-    except (RedisError, OSError, StoreUnavailable) as exc:
+    except StoreUnavailable as exc:
         log.warning("response %s not stored: %s", record.id, type(exc).__name__)
 
 

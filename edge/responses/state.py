@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from edge.appkeys import QUOTA, SETTINGS, STORE
 from edge.errors import GatewayError, error_body
@@ -62,7 +61,7 @@ async def settle(app: web.Application, record: StoredResponse, usage: Usage | No
         return
     try:
         await app[QUOTA].settle_reservation(Reservation.from_json(raw), usage)
-    except (RedisError, OSError, StoreUnavailable) as exc:
+    except StoreUnavailable as exc:
         log.warning("background usage not recorded: %s", type(exc).__name__)
 
 

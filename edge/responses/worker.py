@@ -27,7 +27,6 @@ import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from edge.appkeys import IDENTITY, LIFECYCLE, SETTINGS, STORE
 from edge.errors import GatewayError
@@ -47,7 +46,6 @@ from edge.store.responses import Change, StoredResponse
 from edge.store.responses_jobs import Job
 
 log = logging.getLogger(__name__)
-STORE_ERRORS = (RedisError, OSError, StoreUnavailable)
 WORKER_LOST = GatewayError(
     500,
     "The gateway process running this response stopped; the response was not restarted.",
@@ -88,7 +86,7 @@ class Worker:
         loop_task = self._loop_task
         if loop_task is None or loop_task.done():
             return
-        with contextlib.suppress(*STORE_ERRORS):
+        with contextlib.suppress(StoreUnavailable):
             await self.app[STORE].jobs.wake()
         # Cancelling is the last resort: the loop normally ends by itself once woken.
         await asyncio.wait([loop_task], timeout=2.0)
@@ -127,7 +125,7 @@ class Worker:
             await self._slots.acquire()
             try:
                 job = None if self._stopping else await jobs.take(_TAKE_WAIT, self.lease)
-            except STORE_ERRORS as exc:
+            except StoreUnavailable as exc:
                 self._slots.release()
                 if self._stopping:
                     return
@@ -137,7 +135,7 @@ class Worker:
             if job is None or self._stopping:
                 self._slots.release()
                 if job is not None:  # taken as the stop began: another process runs it now
-                    with contextlib.suppress(*STORE_ERRORS):
+                    with contextlib.suppress(StoreUnavailable):
                         await jobs.release(job)
                 continue
             task = asyncio.get_running_loop().create_task(self._handle(job))
@@ -154,7 +152,7 @@ class Worker:
         try:
             if await self._process(job):
                 await self.app[STORE].jobs.done(job)
-        except STORE_ERRORS as exc:
+        except StoreUnavailable as exc:
             # The job stays pending: once its lease expires a worker takes it over.
             log.warning("background run interrupted by the store: %s", type(exc).__name__)
 
@@ -230,7 +228,7 @@ class Worker:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # the shutdown deadline
-                with contextlib.suppress(*STORE_ERRORS, TimeoutError):
+                with contextlib.suppress(StoreUnavailable, TimeoutError):
                     async with asyncio.timeout(2.0):
                         await asyncio.shield(self._give_up(job, record, run_log))
                 raise
@@ -268,7 +266,7 @@ class Worker:
             try:
                 await store.jobs.renew(job)
                 record = await store.responses.get(job.account, job.response_id)
-            except STORE_ERRORS as exc:
+            except StoreUnavailable as exc:
                 log.warning("lease not renewed: %s", type(exc).__name__)
                 continue
             if record is None or record.terminal or record.attempt != run_log.attempt:

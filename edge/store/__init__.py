@@ -9,11 +9,17 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from edge.store.audit import AuditLog, MemoryAudit, RedisAudit
-from edge.store.base import IdentityStore, Invalidation, StoreUnavailable
+from edge.store.base import (
+    IdentityStore,
+    Invalidation,
+    StoreDisconnected,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from edge.store.driver import DRIVER_ERRORS, translated
 from edge.store.memory import LocalInvalidation, MemoryIdentity
 from edge.store.quota import QuotaStore
 from edge.store.quota_memory import MemoryQuota
@@ -25,7 +31,14 @@ from edge.store.responses_jobs import JobQueue, MemoryJobs, RedisJobs
 from edge.store.responses_redis import RedisResponses
 from edge.store.usage import MemoryUsage, RedisUsage, UsageStore
 
-__all__ = ["Store", "StoreUnavailable", "open_store"]
+__all__ = [
+    "Store",
+    "StoreDisconnected",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "open_store",
+    "translated",
+]
 
 
 @dataclass(slots=True)
@@ -53,8 +66,15 @@ class Store:
             return True
         try:
             return bool(await self.redis.ping())
-        except (RedisError, OSError):
+        except DRIVER_ERRORS:
             return False
+
+    async def drop_idle_connections(self) -> None:
+        """Close the pooled connections no call is using: after a Redis restart each would fail
+        once more on its first use (connections in use are left to their calls)."""
+        if self.redis is not None:
+            with translated():
+                await self.redis.connection_pool.disconnect(inuse_connections=False)
 
 
 # redis-py's "auto" maintenance notifications (a Redis Cloud feature) switch off the pool's

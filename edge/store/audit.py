@@ -9,6 +9,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from edge.store.driver import DriverBacked
+
 AUDIT = "edge:audit"
 MAX_ENTRIES = 100_000  # the oldest entries are trimmed past this
 
@@ -73,7 +75,7 @@ class MemoryAudit:
         return out
 
 
-class RedisAudit:
+class RedisAudit(DriverBacked):
     """The log as a Redis Stream: ids are increasing and shared by every replica."""
 
     def __init__(self, redis: Redis) -> None:

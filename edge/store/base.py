@@ -9,7 +9,15 @@ from edge.store.records import Account, Branch, KeyRecord
 
 
 class StoreUnavailable(Exception):
-    """The shared store could not be reached in time."""
+    """The shared store could not be reached in time, or refused the call."""
+
+
+class StoreTimeout(StoreUnavailable):
+    """The store did not answer in time: it may be down, or only this process busy."""
+
+
+class StoreDisconnected(StoreUnavailable):
+    """The store refused or dropped the connection."""
 
 
 class AlreadyExists(Exception):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from edge.store.driver import DriverBacked
 from edge.store.quota import (
     SETTLED_KEEP_SECONDS,
     Hold,
@@ -48,7 +49,7 @@ def _sliding(window: Window, now_ms: int) -> tuple[str, str, int, int]:
     return f"{window.key}:sw:{index - 1}", f"{window.key}:sw:{index}", left, (index + 2) * period
 
 
-class RedisQuota:
+class RedisQuota(DriverBacked):
     """The Redis implementation of QuotaStore."""
 
     def __init__(self, redis: Redis) -> None:

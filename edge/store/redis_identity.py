@@ -8,6 +8,7 @@ import orjson
 from redis.asyncio import Redis
 
 from edge.store.base import AlreadyExists
+from edge.store.driver import DriverBacked
 from edge.store.records import Account, Branch, KeyRecord
 
 ACCOUNT = "edge:acct:"
@@ -21,7 +22,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisIdentity:
+class RedisIdentity(DriverBacked):
     """The Redis implementation of IdentityStore."""
 
     def __init__(self, redis: Redis) -> None:

@@ -7,16 +7,16 @@ import contextlib
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from edge.store.base import Listener
+from edge.store.driver import DRIVER_ERRORS, DriverBacked
 
 log = logging.getLogger(__name__)
 CHANNEL = "edge:invalidate"
 FLUSH_ALL = "*"
 
 
-class RedisInvalidation:
+class RedisInvalidation(DriverBacked):
     """Publishes on one channel; a background task delivers messages to local listeners."""
 
     def __init__(self, publisher: Redis, subscriber: Redis) -> None:
@@ -68,11 +68,11 @@ class RedisInvalidation:
                     if msg and msg.get("type") == "message":
                         data = msg["data"]
                         await self._deliver(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError) as exc:
+            except DRIVER_ERRORS as exc:
                 self.connected.clear()
                 log.warning("invalidation channel lost (%s); reconnecting", type(exc).__name__)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*DRIVER_ERRORS):
                     await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from edge.store.driver import DriverBacked
+
 JOBS = "edge:resp:jobs"
 GROUP = "edge-workers"
 # A released job's idle time: longer than any lease, so any worker's takeover claims it now.
@@ -106,7 +108,7 @@ def _job(entry: Any, taken_over: bool) -> Job | None:
     return Job(data["account"], data["id"], _text(token), taken_over)
 
 
-class RedisJobs:
+class RedisJobs(DriverBacked):
     """A Redis Stream read by one consumer group; every process is one consumer."""
 
     def __init__(self, redis: Redis, blocking: Redis) -> None:

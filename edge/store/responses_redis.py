@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from edge.store.driver import DriverBacked
 from edge.store.responses import (
     Change,
     Room,
@@ -64,7 +65,7 @@ def _bounds(room: Room | None) -> tuple[int, int]:
     return limit, -1 if room.cap is None else room.cap
 
 
-class RedisResponses:
+class RedisResponses(DriverBacked):
     """The Redis implementation of ResponseStore."""
 
     def __init__(self, redis: Redis, blocking: Redis) -> None:

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from edge.store.driver import DriverBacked
+
 FIELDS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros")
 USAGE = "edge:usage:"
 RETENTION_SECONDS = 40 * 86400
@@ -69,7 +71,7 @@ class MemoryUsage:
         return {d: dict(self._data.get((scope, d), dict.fromkeys(FIELDS, 0))) for d in days}
 
 
-class RedisUsage:
+class RedisUsage(DriverBacked):
     """Reads the usage hashes (one per scope and day) that the settle script writes."""
 
     def __init__(self, redis: Redis) -> None:
