@@ -132,6 +132,25 @@ async def test_a_raised_limit_has_room_at_once(quota: QuotaStore) -> None:
     assert raised.admitted and raised.windows[0].remaining == 2
 
 
+async def test_a_lowered_moving_window_waits_for_its_limit_th_newest_request(
+    quota: QuotaStore,
+) -> None:
+    """Past a lowered limit the window holds more requests than the limit: one more fits once
+    the limit-th newest leaves it (the second of three here, for a limit of 2), not the oldest."""
+    spans = []
+    for n in range(3):
+        before = time.time()
+        assert (await _reserve(quota, n, [_window(3)])).admitted
+        spans.append((before, time.time()))
+        await asyncio.sleep(0.3)
+    before = time.time()
+    refused = (await _reserve(quota, 3, [_window(2)])).windows[0]
+    after = time.time()
+    assert not refused.allowed
+    second_from, second_to = spans[1]
+    assert 60 - (after - second_from) - 0.01 <= refused.reset <= 60 - (before - second_to) + 0.01
+
+
 async def test_every_limit_or_none_is_counted(quota: QuotaStore) -> None:
     roomy, full = _window(10, field="rpm"), _window(1, field="rph")
     assert (await _reserve(quota, 0, [full])).admitted

@@ -24,7 +24,7 @@ SWEEP_EVERY = 4096
 
 
 class MemoryQuota:
-    """Counters and in-flight sets in dicts, request-rate windows in `limits`' MemoryStorage."""
+    """Counters and in-flight sets in dicts, request-rate windows in `rates_memory.LocalWindows`."""
 
     def __init__(self, usage: MemoryUsage | None = None) -> None:
         self._usage = usage  # where settled usage is recorded (none: dropped)
