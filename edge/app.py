@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from edge.appkeys import (
     QUOTA,
     SETTINGS,
     STORE,
+    TRACING,
 )
 from edge.auth.authenticate import Authenticator
 from edge.auth.jwks import JwksCache
@@ -31,6 +34,7 @@ from edge.quota.service import QuotaService
 from edge.responses.worker import background_ctx
 from edge.settings import Settings
 from edge.store import open_store
+from edge.tracing import tracing_from_env
 from edge.upstream.client import make_session
 
 # Settlements are bounded by the Redis client timeouts; this only caps a pathological wait.
@@ -69,6 +73,15 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    # OpenTelemetry's exporter is configured by the OTEL_* variables of the process.
+    app[TRACING] = tracing_from_env(os.environ)
+    yield
+    # Last, and off the event loop (it waits for the exporter): the spans of requests that
+    # just ended are sent too.
+    await asyncio.to_thread(app[TRACING].shutdown)
+
+
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     # aiohttp's default names the Python and aiohttp versions: nothing a client needs to know.
     response.headers["Server"] = "edge"
@@ -82,6 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics(settings.metrics_dir)
     install_parse_slots(app)  # large bodies are read and parsed a few at a time per process
     app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta
+    app.cleanup_ctx.append(_tracing_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(background_ctx)

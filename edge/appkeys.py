@@ -9,6 +9,7 @@ from aiohttp import web
 
 from edge.lifecycle import Lifecycle
 from edge.settings import Settings
+from edge.tracing import Tracing
 
 if TYPE_CHECKING:
     from edge.auth.authenticate import Authenticator
@@ -25,3 +26,4 @@ AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 QUOTA: web.AppKey[QuotaService] = web.AppKey("quota")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+TRACING = web.AppKey("tracing", Tracing)

@@ -48,6 +48,7 @@ class RequestContext:
     error: GatewayError | None = None
     # Each model a fallback chain tried, in order, with the status it answered (0: none yet).
     attempts: list[tuple[str, int]] = field(default_factory=list)
+    trace_id: str | None = None  # the W3C trace the request belongs to, when it has one
     reservation: Reservation | None = None  # set by the quota middleware when admitted
     reservation_detached: bool = False
 

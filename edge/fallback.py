@@ -17,6 +17,7 @@ from aiohttp import web
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.routing import Route, resolve_route
+from edge.tracing import begin_attempt
 from policies.access import UNRESTRICTED, Access
 from policies.catalog import Catalog, Endpoint
 
@@ -111,6 +112,7 @@ async def with_fallbacks(
         ctx.model, ctx.provider = route.model.id, route.provider.name
         ctx.response_headers[MODEL_HEADER] = route.model.id
         tried.append((route.model.id, 0))
+        begin_attempt(route)
         last = position + 1 == len(routes)
         try:
             response = await attempt(route)

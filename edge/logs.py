@@ -75,6 +75,8 @@ def request_fields(ctx: RequestContext, method: str, route: str) -> dict[str, An
         if ctx.first_byte_at
         else None,
     }
+    if ctx.trace_id is not None:
+        fields["trace_id"] = ctx.trace_id
     if ctx.error is not None:
         fields |= why(ctx.error)
     if len(ctx.attempts) > 1:

@@ -1,5 +1,5 @@
-"""The middleware chain, outermost first: errors and request id, load shedding, body limit,
-authentication, branch binding, quota."""
+"""The middleware chain, outermost first: errors and request id, trace context, load shedding,
+body limit, authentication, branch binding, quota."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from edge.middlewares.body_limit import body_limit_middleware
 from edge.middlewares.branch import branch_middleware
 from edge.middlewares.errors import errors_middleware
 from edge.middlewares.quota import quota_middleware
+from edge.middlewares.tracing import tracing_middleware
 
 CHAIN: tuple[Middleware, ...] = (
     errors_middleware,
+    tracing_middleware,
     admission_middleware,
     body_limit_middleware,
     auth_middleware,

@@ -12,6 +12,7 @@ import aiohttp
 
 from edge.errors import GatewayError
 from edge.settings import Timeouts
+from edge.tracing import note_status, provider_call
 
 if TYPE_CHECKING:  # a type only: adapters stay clear of the quota store
     from edge.quota.reservation import Reservation
@@ -101,22 +102,24 @@ async def open_upstream(
     current = session.timeout
     if current.sock_read != timeouts.idle or current.connect != timeouts.connect:
         kwargs["timeout"] = client_timeout(timeouts)  # not the session's own (a caller's choice)
-    try:
-        async with asyncio.timeout(timeouts.headers):
-            response = await session.request(method, url, data=body, headers=headers, **kwargs)
-    except TimeoutError as exc:
-        raise GatewayError(504, TIMED_OUT, code="upstream_timeout") from exc
-    except aiohttp.ClientError as exc:
-        raise GatewayError(502, UNREACHABLE, code="upstream_unreachable") from exc
-    try:
-        yield response
-    finally:
-        # Closing (not releasing) an unfinished response drops the connection at once, so the
-        # provider stops generating when our client has gone away.
-        if response.content.at_eof():
-            response.release()
-        else:
-            response.close()
+    with provider_call(method, url, headers) as (span, sent):
+        try:
+            async with asyncio.timeout(timeouts.headers):
+                response = await session.request(method, url, data=body, headers=sent, **kwargs)
+        except TimeoutError as exc:
+            raise GatewayError(504, TIMED_OUT, code="upstream_timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise GatewayError(502, UNREACHABLE, code="upstream_unreachable") from exc
+        note_status(span, response.status)
+        try:
+            yield response
+        finally:
+            # Closing (not releasing) an unfinished response drops the connection at once, so
+            # the provider stops generating when our client has gone away.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
 
 
 def interrupted() -> GatewayError:
