@@ -97,7 +97,8 @@ def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
                 {"id": args.id, **({"plan": args.plan} if args.plan else {})},
             )
         if action == "list":
-            return "GET", "/accounts", None
+            filters = {"status": args.status, "plan": args.plan}
+            return "GET", f"/accounts?{_listing(filters, args.page_size)}", None
         if action == "get":
             return "GET", f"/accounts/{_q(args.id)}", None
         if action == "plan":
@@ -129,14 +130,32 @@ def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
     return "GET", f"/audit?{urllib.parse.urlencode(query)}", None
 
 
+def _listing(filters: dict[str, Any], page_size: int) -> str:
+    query = {k: v for k, v in filters.items() if v is not None}
+    return urllib.parse.urlencode({**query, "limit": str(page_size)})
+
+
+def _all_pages(url: str, token: str, path: str, first: Any) -> Any:
+    """A listing with every page after the first appended (the API pages by cursor)."""
+    answer = first
+    while isinstance(answer, dict) and answer.get("next_cursor"):
+        more = call(url, token, "GET", f"{path}&after={_q(answer['next_cursor'])}")
+        answer["data"] += more["data"]
+        answer["next_cursor"] = more.get("next_cursor")
+        answer["has_more"] = more.get("has_more", False)
+        if answer["next_cursor"] and sys.stderr.isatty():
+            print(f"edge admin: {len(answer['data'])} so far...", file=sys.stderr)
+    return answer
+
+
 def _keys(args: argparse.Namespace, action: str) -> tuple[str, str, Any]:
     if action == "create":
         body: dict[str, Any] = {"account": args.account, "scopes": args.scope or None}
         body.update({"branch": args.branch, "name": args.name, "plan": args.plan})
         return "POST", "/keys", {k: v for k, v in body.items() if v is not None}
     if action == "list":
-        suffix = f"?account={_q(args.account)}" if args.account else ""
-        return "GET", f"/keys{suffix}", None
+        filters = {k: getattr(args, k) for k in ("account", "branch", "name", "status")}
+        return "GET", f"/keys?{_listing(filters, args.page_size)}", None
     if action == "get":
         return "GET", f"/keys/{_q(args.id)}", None
     if action == "revoke":
@@ -163,6 +182,8 @@ def run_admin(args: argparse.Namespace) -> int:
     try:
         method, path, body = _request(args)
         answer = call(url, token, method, path, body)
+        if method == "GET" and getattr(args, "action", None) == "list":
+            answer = _all_pages(url, token, path, answer)
     except AdminError as exc:
         print(f"edge admin: {exc}", file=sys.stderr)
         return exc.code
@@ -225,7 +246,10 @@ def add_admin_parser(sub: Any) -> None:
     create = accounts.add_parser("create")
     create.add_argument("id")
     create.add_argument("--plan")
-    accounts.add_parser("list")
+    listing = accounts.add_parser("list", help="every account, a page at a time")
+    listing.add_argument("--status", choices=("active", "blocked"))
+    listing.add_argument("--plan")
+    listing.add_argument("--page-size", type=int, default=100, help=argparse.SUPPRESS)
     accounts.add_parser("get").add_argument("id")
     plan = accounts.add_parser("plan", help="set the account's plan")
     plan.add_argument("id")
@@ -254,7 +278,12 @@ def add_admin_parser(sub: Any) -> None:
     create.add_argument("--name")
     create.add_argument("--plan")
     create.add_argument("--scope", action="append", help="repeatable; default ai_gateway:invoke")
-    keys.add_parser("list").add_argument("--account")
+    listing = keys.add_parser("list", help="every key, a page at a time")
+    listing.add_argument("--account")
+    listing.add_argument("--branch")
+    listing.add_argument("--name")
+    listing.add_argument("--status", choices=("active", "revoked"))
+    listing.add_argument("--page-size", type=int, default=100, help=argparse.SUPPRESS)
     keys.add_parser("get").add_argument("id")
     keys.add_parser("revoke").add_argument("id")
     rotate = keys.add_parser("rotate", help="new secret; the old one stays valid for --grace")

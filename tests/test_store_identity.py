@@ -67,6 +67,44 @@ async def test_keys(store) -> None:
     assert {k.id for k in await store.identity.list_keys(None)} == {"k1", "k2"}
 
 
+async def test_listings_page_in_id_order_from_a_cursor(store) -> None:
+    ids = [f"acct-{n:03d}" for n in range(25)]
+    for account in reversed(ids):
+        await store.identity.create_account(Account(id=account))
+        await store.identity.create_key(
+            KeyRecord(id=f"key-{account}", account="shared", hash="h" * 64, scopes=[])
+        )
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await store.identity.list_accounts(after=after, limit=7)
+        if not page:
+            break
+        seen += [a.id for a in page]
+        after = page[-1].id
+    assert seen == ids  # every account once, in order, across 4 pages
+    keys = await store.identity.list_keys("shared", after="key-acct-020", limit=100)
+    assert [k.id for k in keys] == [f"key-acct-{n:03d}" for n in range(21, 25)]
+    everything = await store.identity.list_keys(None, limit=10)
+    assert [k.id for k in everything] == [f"key-acct-{n:03d}" for n in range(10)]
+
+
+async def test_indexes_are_built_from_an_earlier_releases_sets(redis_server) -> None:
+    """Accounts and keys written by a release that kept plain sets (and listed keys by a scan)
+    are listed once this release builds its indexes."""
+    redis_server.command("FLUSHALL")
+    for account in ("old-a", "old-b"):
+        redis_server.command("SET", f"edge:acct:{account}", f'{{"id": "{account}"}}')
+        redis_server.command("SADD", "edge:accts", account)
+    record = '{"id": "oldkey", "account": "old-a", "hash": "h", "scopes": []}'
+    redis_server.command("SET", "edge:key:oldkey", record)
+    redis_server.command("SADD", "edge:acctkeys:old-a", "oldkey")
+    async with open_store(redis_server.url, redis_timeout=1.0) as opened:
+        assert [a.id for a in await opened.identity.list_accounts()] == ["old-a", "old-b"]
+        assert [k.id for k in await opened.identity.list_keys("old-a")] == ["oldkey"]
+        assert [k.id for k in await opened.identity.list_keys(None)] == ["oldkey"]
+
+
 async def test_usage_counters(store) -> None:
     # Usage is written by a settle (whether or not its reservation is still open).
     first = UsageRecord(("key:k1", "account:a1"), (("requests", 1), ("input_tokens", 5)), day_of(0))

@@ -13,6 +13,7 @@ from edge.admin.access import (
     require_global,
     wider_than_caller,
 )
+from edge.admin.paging import collect, page_body, page_params
 from edge.admin.validate import Field, body, field_error
 from edge.appkeys import QUOTA, STORE
 from edge.errors import GatewayError
@@ -55,11 +56,30 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 async def list_accounts(request: web.Request) -> web.Response:
-    """GET /admin/v1/accounts."""
-    accounts = await request.app[STORE].identity.list_accounts()
+    """GET /admin/v1/accounts?status=&plan=&limit=&after=: a page of accounts in id order (an
+    account's own admin sees its own)."""
+    status, plan = request.query.get("status"), request.query.get("plan")
+    if status not in (None, "active", "blocked"):
+        raise field_error("status", "one of active, blocked")
+    after, limit = page_params(request)
     scope = principal(request).account
-    data = [a.to_json() for a in accounts if scope is None or a.id == scope]
-    return web.json_response({"object": "list", "data": data})
+    identity = request.app[STORE].identity
+
+    def keep(account: Account) -> bool:
+        return (
+            (scope is None or account.id == scope)
+            and (status is None or account.blocked == (status == "blocked"))
+            and (plan is None or account.plan == plan)
+        )
+
+    async def fetch(cursor: str | None, size: int) -> list[Account]:
+        if scope is not None:  # one record to look at: its own
+            own = await identity.get_account(scope)
+            return [own] if own is not None and (cursor is None or own.id > cursor) else []
+        return await identity.list_accounts(cursor, size)
+
+    page = await collect(fetch, lambda a: a.id, keep, after, limit)
+    return web.json_response(page_body([a.to_json() for a in page.items], page))
 
 
 async def get_account(request: web.Request) -> web.Response:

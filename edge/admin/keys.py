@@ -16,6 +16,7 @@ from edge.admin.access import (
     wider_than_caller,
 )
 from edge.admin.accounts import load_account
+from edge.admin.paging import collect, page_body, page_params
 from edge.admin.validate import Field, body, field_error
 from edge.appkeys import QUOTA, SETTINGS, STORE
 from edge.errors import GatewayError
@@ -85,16 +86,35 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    """GET /admin/v1/keys?account=...: a caller bound to a branch lists its lineage's keys."""
-    account = request.query.get("account") or principal(request).account
+    """GET /admin/v1/keys?account=&branch=&name=&status=&limit=&after=: a page of keys in id
+    order; a caller bound to a branch lists its lineage's keys."""
+    query = request.query
+    account = query.get("account") or principal(request).account
     if account is not None:
         if len(account) > 64:
             raise field_error("account", "longer than 64")
         require_account_access(request, account)
-    keys = await request.app[STORE].identity.list_keys(account)
+    status = query.get("status")
+    if status not in (None, "active", "revoked"):
+        raise field_error("status", "one of active, revoked")
+    branch, name = query.get("branch"), query.get("name")
     reach = await lineage(request)
-    data = [k.public() for k in keys if reach.covers(k.branch)]
-    return web.json_response({"object": "list", "data": data})
+    identity = request.app[STORE].identity
+
+    def keep(key: KeyRecord) -> bool:
+        return (
+            reach.covers(key.branch)
+            and (branch is None or key.branch == branch)
+            and (name is None or key.name == name)
+            and (status is None or key.revoked == (status == "revoked"))
+        )
+
+    async def fetch(after: str | None, limit: int) -> list[KeyRecord]:
+        return await identity.list_keys(account, after, limit)
+
+    after, limit = page_params(request)
+    page = await collect(fetch, lambda k: k.id, keep, after, limit)
+    return web.json_response(page_body([k.public() for k in page.items], page))
 
 
 async def get_key(request: web.Request) -> web.Response:

@@ -72,6 +72,18 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
+PAGING = [
+    _query(
+        "limit",
+        "Records per page (1-1000, default 100).",
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
+    _query(
+        "after",
+        "The `next_cursor` of the previous page.",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    ),
+]
 ACCOUNT = _path_param("account", "Account id.")
 KEY = _path_param("key_id", "Key id (the 16 hex characters after `ek_`).")
 BRANCH = _path_param("branch", "Branch id.")
@@ -90,10 +102,15 @@ def _paths() -> dict[str, Any]:
                 errors=conflict,
             ),
             "get": _op(
-                "List accounts (an account admin sees its own).",
+                "List accounts in id order, a page at a time (an account admin sees its own).",
                 "Accounts.",
                 "AccountList",
-                errors=("401", "403", "503"),
+                params=[
+                    _query("status", "Only these.", {"enum": ["active", "blocked"]}),
+                    _query("plan", "Only accounts on this plan.", {"type": "string"}),
+                    *PAGING,
+                ],
+                errors=("400", "401", "403", "503"),
             ),
         },
         "/accounts/{account}": {
@@ -173,13 +190,17 @@ def _paths() -> dict[str, Any]:
                 body="KeyCreate",
             ),
             "get": _op(
-                "List keys.",
+                "List keys in id order, a page at a time.",
                 "Keys.",
                 "KeyList",
                 params=[
                     _query(
                         "account", "Only this account's keys.", {"type": "string", "maxLength": 64}
-                    )
+                    ),
+                    _query("branch", "Only keys bound to this branch.", {"type": "string"}),
+                    _query("name", "Only keys of this name.", {"type": "string"}),
+                    _query("status", "Only these.", {"enum": ["active", "revoked"]}),
+                    *PAGING,
                 ],
             ),
         },

@@ -49,6 +49,8 @@ NUM = {"type": "number"}
 INT = {"type": "integer"}
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
+# A cursor page: `next_cursor` goes back as `after` for the next page (null on the last).
+PAGED = {"has_more": {"type": "boolean"}, "next_cursor": {"type": ["string", "null"]}}
 QUOTA_OBJECT = {"type": "object"}  # stored overrides, as set through QuotaValues
 
 
@@ -121,7 +123,7 @@ SCHEMAS: dict[str, Any] = {
         },
         ("id",),
     ),
-    "AccountList": _list("Account"),
+    "AccountList": _list("Account", PAGED),
     "PlanSet": _obj({"plan": {"type": "string", "maxLength": 64}}, ("plan",)),
     "KeyPlanSet": _obj({"plan": _nullable({"type": "string", "maxLength": 64})}, ("plan",)),
     "BlockReason": _obj({"reason": _nullable({"type": "string", "maxLength": 500})}),
@@ -179,7 +181,7 @@ SCHEMAS: dict[str, Any] = {
         },
         ("account",),
     ),
-    "KeyList": _list("Key"),
+    "KeyList": _list("Key", PAGED),
     "Rotate": _obj({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}}),
     "QuotaValues": _quota_values(),
     "QuotaView": _obj(

@@ -24,6 +24,10 @@ class AlreadyExists(Exception):
     """A record with that id exists."""
 
 
+# Records one listing call returns at most: index pages, never a scan of the keyspace.
+PAGE = 1000
+
+
 class IdentityStore(Protocol):
     """Accounts, branches and keys."""
 
@@ -36,8 +40,8 @@ class IdentityStore(Protocol):
     async def put_account(self, account: Account) -> None:
         """Replace an existing account."""
 
-    async def list_accounts(self) -> list[Account]:
-        """All accounts."""
+    async def list_accounts(self, after: str | None = None, limit: int = PAGE) -> list[Account]:
+        """Up to `limit` accounts in id order, those after the id `after`."""
 
     async def create_branch(self, branch: Branch) -> None:
         """Insert; raises AlreadyExists."""
@@ -57,8 +61,10 @@ class IdentityStore(Protocol):
     async def put_key(self, key: KeyRecord) -> None:
         """Replace an existing key."""
 
-    async def list_keys(self, account_id: str | None) -> list[KeyRecord]:
-        """Keys of one account, or all."""
+    async def list_keys(
+        self, account_id: str | None, after: str | None = None, limit: int = PAGE
+    ) -> list[KeyRecord]:
+        """Up to `limit` keys (of one account, or of all) in id order, after the id `after`."""
 
 
 Listener = Callable[[str], Awaitable[None] | None]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import logging
+from typing import Any
 
-from edge.store.base import AlreadyExists, Listener
+from edge.store.base import PAGE, AlreadyExists, Listener
 from edge.store.records import Account, Branch, KeyRecord
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,10 @@ class MemoryIdentity:
         """Replace an existing account."""
         self._accounts[account.id] = copy.deepcopy(account)
 
-    async def list_accounts(self) -> list[Account]:
-        """All accounts."""
-        return [copy.deepcopy(a) for a in self._accounts.values()]
+    async def list_accounts(self, after: str | None = None, limit: int = PAGE) -> list[Account]:
+        """Up to `limit` accounts in id order, those after the id `after`."""
+        ids = _page(self._accounts, after, limit)
+        return [copy.deepcopy(self._accounts[i]) for i in ids]
 
     async def create_branch(self, branch: Branch) -> None:
         """Insert; raises AlreadyExists."""
@@ -69,13 +72,21 @@ class MemoryIdentity:
         """Replace an existing key."""
         self._keys[key.id] = copy.deepcopy(key)
 
-    async def list_keys(self, account_id: str | None) -> list[KeyRecord]:
-        """Keys of one account, or all."""
-        return [
-            copy.deepcopy(k)
-            for k in self._keys.values()
-            if account_id is None or k.account == account_id
-        ]
+    async def list_keys(
+        self, account_id: str | None, after: str | None = None, limit: int = PAGE
+    ) -> list[KeyRecord]:
+        """Up to `limit` keys (of one account, or of all) in id order, after the id `after`."""
+        keys = self._keys
+        if account_id is not None:
+            keys = {i: k for i, k in keys.items() if k.account == account_id}
+        return [copy.deepcopy(keys[i]) for i in _page(keys, after, limit)]
+
+
+def _page(records: dict[str, Any], after: str | None, limit: int) -> list[str]:
+    """Up to `limit` ids in order, those after `after`."""
+    ids = sorted(records)
+    start = bisect.bisect_right(ids, after) if after is not None else 0
+    return ids[start : start + limit]
 
 
 class LocalInvalidation:
