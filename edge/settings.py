@@ -76,6 +76,7 @@ class QuotaSettings:
     budgets_fail_open: bool = False  # token/cost limits unknown: admit (True) or 503 (False)
     reservation_ttl: float = 900.0  # an unsettled reservation (crashed replica) expires then
     rotation_grace: float = 3600.0  # default validity of a rotated key's previous secret
+    usage_retention_days: int = 90  # days of usage counters kept (per key, account, model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,11 @@ def _quota_settings(env: Mapping[str, str], config: Mapping[str, Any]) -> QuotaS
     replicas = _float(env, "EDGE_EXPECTED_REPLICAS", float(section.get("expected_replicas", 1)))
     if replicas != int(replicas):
         raise SettingsError("EDGE_EXPECTED_REPLICAS: expected a whole number")
+    retention = _float(
+        env, "EDGE_USAGE_RETENTION_DAYS", float(section.get("usage_retention_days", 90))
+    )
+    if retention != int(retention) or not 1 <= retention <= 3660:
+        raise SettingsError("EDGE_USAGE_RETENTION_DAYS: a whole number of days from 1 to 3660")
     return QuotaSettings(
         plans=plans,
         expected_replicas=int(replicas),
@@ -251,6 +257,7 @@ def _quota_settings(env: Mapping[str, str], config: Mapping[str, Any]) -> QuotaS
         rotation_grace=_float(
             env, "EDGE_KEY_ROTATION_GRACE", float(section.get("rotation_grace", 3600.0))
         ),
+        usage_retention_days=int(retention),
     )
 
 

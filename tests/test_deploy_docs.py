@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from edge.cli import build_parser
-from edge.logs import request_fields
+from edge.logs import request_fields, why
 from tests.test_deploy import BASE, KUSTOMIZATIONS, env_of, gateway, rendered
 from tests.test_deploy_dashboard import exported
 
@@ -92,6 +92,6 @@ def test_variables_series_files_and_fields_exist() -> None:
     listed = re.search(r"one `request` line(.*?)No line", DOC, re.S)
     assert listed is not None
     doc_fields = set(listed.group(1).split("`")[1::2])
-    source = inspect.getsource(request_fields) + '"pid"'
+    source = inspect.getsource(request_fields) + inspect.getsource(why) + '"pid"'
     for field in doc_fields - {"x-request-id"}:
         assert f'"{field}"' in source, field

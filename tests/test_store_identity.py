@@ -139,3 +139,20 @@ async def test_a_retried_settlement_counts_the_call_once(store) -> None:
     assert not await store.quota.settle(gone, "r10", [], [], record)
     assert not await store.quota.settle(gone, "r10", [], [], record)
     assert (await store.usage.days("key:k9", ["1970-01-01"]))["1970-01-01"]["requests"] == 2
+
+
+async def test_usage_detail_per_key_and_model(store) -> None:
+    day = day_of(0)
+    counts = (("requests", 1), ("input_tokens", 5), ("cost_micros", 0))
+    for n, prefix in enumerate(("k1\tgpt-5-4", "k1\tgpt-5-4", "-\tlocal/echo")):
+        record = UsageRecord(("account:a1",), counts, day, detail=("a1", prefix))
+        await store.quota.settle(reservation_key("a1", f"d{n}"), f"d{n}", [], [], record)
+    found = await store.usage.detail("a1", [day, "1970-01-02"])
+    assert found[day] == {
+        "k1\tgpt-5-4\trequests": 2,
+        "k1\tgpt-5-4\tinput_tokens": 10,
+        "-\tlocal/echo\trequests": 1,
+        "-\tlocal/echo\tinput_tokens": 5,
+    }
+    assert found["1970-01-02"] == {}
+    assert (await store.usage.days("account:a1", [day]))[day]["requests"] == 3

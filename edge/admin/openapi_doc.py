@@ -89,6 +89,36 @@ KEY = _path_param("key_id", "Key id (the 16 hex characters after `ek_`).")
 BRANCH = _path_param("branch", "Branch id.")
 
 
+GROUP = "(account|key|model|day)"
+
+
+def _export() -> dict[str, Any]:
+    day = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    op = _op(
+        "Usage per account, key, model and day over a date range, streamed.",
+        "One row per group: requests, tokens, cost_micros and cost_usd (priced at call time).",
+        "UsageExportRow",
+        params=[
+            _query("from", "First UTC day (default: 29 days before `to`).", day),
+            _query("to", "Last UTC day (default: today).", day),
+            _query(
+                "group_by",
+                "Comma-separated: account, key, model, day (default account,day; key implies "
+                "account).",
+                {"type": "string", "pattern": f"^{GROUP}(,{GROUP})*$"},
+            ),
+            _query("format", "jsonl (default) or csv.", {"enum": ["jsonl", "csv"]}),
+            _query("account", "Only this account.", {"type": "string", "maxLength": 64}),
+        ],
+    )
+    row = op["responses"]["200"]["content"][JSON]
+    op["responses"]["200"]["content"] = {
+        "application/x-ndjson": row,
+        "text/csv": {"schema": {"type": "string"}},
+    }
+    return op
+
+
 def _paths() -> dict[str, Any]:
     conflict = ("400", "401", "403", "404", "409", "503")
     return {
@@ -255,6 +285,7 @@ def _paths() -> dict[str, Any]:
         "/plans": {
             "get": _op("The configured plans.", "Plans.", "PlanList", errors=("401", "403", "503")),
         },
+        "/usage/export": {"get": _export()},
         "/audit": {
             "get": _op(
                 "Admin changes, newest first.",

@@ -182,6 +182,19 @@ SCHEMAS: dict[str, Any] = {
         ("account",),
     ),
     "KeyList": _list("Key", PAGED),
+    "UsageExportRow": _obj(
+        {
+            **{name: STR for name in ("account", "key", "model", "day")},
+            **{
+                name: INT
+                for name in (
+                    "requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros"
+                )
+            },
+            "cost_usd": NUM,
+        },
+        closed=False,
+    ),
     "Rotate": _obj({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}}),
     "QuotaValues": _quota_values(),
     "QuotaView": _obj(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from edge.admin import accounts, audit, keys, openapi, quotas, usage
+from edge.admin import accounts, audit, keys, openapi, quotas, usage, usage_export
 from edge.route_table import ADMIN, PUBLIC, declare
 
 PREFIX = "/admin/v1"
@@ -35,6 +35,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("PUT", "/keys/{key_id}/quota", quotas.put_key_quota),
     ("DELETE", "/keys/{key_id}/quota", quotas.delete_key_quota),
     ("GET", "/keys/{key_id}/usage", usage.key_usage),
+    ("GET", "/usage/export", usage_export.export_usage),
     ("GET", "/plans", quotas.list_plans),
     ("GET", "/audit", audit.list_audit),
 )

@@ -6,9 +6,11 @@
 -- KEYS[1]                 reservation marker
 -- KEYS[2 .. 1+nd]         counters to adjust
 -- KEYS[2+nd .. 1+nd+ns]   in-flight sets
--- KEYS[2+nd+ns .. ]       usage hashes (one per scope, for the call's day)
+-- KEYS[2+nd+ns .. ]       usage hashes (one per scope, for the call's day), then, when a
+--                         detail prefix is given, the account's detail hash for that day
 -- ARGV: member, nd, ns, keep_s (how long the settled marker is kept), then per counter: delta,
---       then retention_s, nf, then per usage field: name, amount
+--       then retention_s, nf, then per usage field: name, amount, then the detail prefix
+--       ('<key id>\t<model>', or empty): the detail hash's fields are '<prefix>\t<name>'.
 -- Returns 1 when settled now, 0 when there was nothing open.
 local member = ARGV[1]
 local nd = tonumber(ARGV[2])
@@ -20,11 +22,20 @@ end
 redis.call('SET', KEYS[1], 'settled', 'EX', ARGV[4])
 local ubase = 5 + nd
 local nf = tonumber(ARGV[ubase + 1] or '0')
+local prefix = ARGV[ubase + 2 * nf + 2] or ''
+local last = #KEYS
+if prefix ~= '' then
+  last = last - 1
+end
 for k = 2 + nd + ns, #KEYS do
+  local head = ''
+  if k > last then
+    head = prefix .. '\t'
+  end
   for f = 1, nf do
     local amount = tonumber(ARGV[ubase + 2 * f + 1])
     if amount ~= 0 then
-      redis.call('HINCRBY', KEYS[k], ARGV[ubase + 2 * f], amount)
+      redis.call('HINCRBY', KEYS[k], head .. ARGV[ubase + 2 * f], amount)
     end
   end
   redis.call('EXPIRE', KEYS[k], ARGV[ubase])

@@ -52,7 +52,8 @@ class QuotaService:
         self._plans = PlanCache(self.settings)
         self._outage = Outage(store, self.settings)
         self._backlog = Backlog()
-        self._settlement = Settlement(store, self._outage, self._backlog, catalog)
+        retention = self.settings.usage_retention_days * 86400
+        self._settlement = Settlement(store, self._outage, self._backlog, catalog, retention)
         self._admitter = Admitter(
             store,
             self._outage,

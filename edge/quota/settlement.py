@@ -12,7 +12,7 @@ from edge.quota.backlog import Backlog
 from edge.quota.outage import Outage
 from edge.quota.reservation import Reservation
 from edge.store import Store, StoreUnavailable
-from edge.store.usage import UsageRecord, day_of
+from edge.store.usage import NO_KEY, RETENTION_SECONDS, UsageRecord, day_of
 from edge.usage import Usage
 from policies.catalog import Catalog, Model
 from policies.quota_estimate import cost_micros
@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 SETTLE_PAUSES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
-def usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageRecord:
-    """What a call adds to its key's and account's usage counters for today."""
+def usage_record(
+    reservation: Reservation, usage: Usage, cost: int, retention_s: int = RETENTION_SECONDS
+) -> UsageRecord:
+    """What a call adds to its key's and account's usage counters for today, and to its
+    account's counters per key and model (the cost as priced now, never recomputed)."""
     scopes = [f"account:{reservation.account}"]
     if reservation.key_id:
         scopes.append(f"key:{reservation.key_id}")
@@ -35,17 +38,32 @@ def usage_record(reservation: Reservation, usage: Usage, cost: int) -> UsageReco
         ("cached_tokens", usage.cached_tokens),
         ("cost_micros", cost),
     )
-    return UsageRecord(tuple(scopes), counts, day_of(time.time()))
+    detail = f"{reservation.key_id or NO_KEY}\t{reservation.model or NO_KEY}"
+    return UsageRecord(
+        tuple(scopes),
+        counts,
+        day_of(time.time()),
+        detail=(reservation.account, detail),
+        retention_s=retention_s,
+    )
 
 
 class Settlement:
     """Settles reservations in the shared store, or in this process's for a local decision."""
 
-    def __init__(self, store: Store, outage: Outage, backlog: Backlog, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        outage: Outage,
+        backlog: Backlog,
+        catalog: Catalog,
+        retention_s: int = RETENTION_SECONDS,
+    ) -> None:
         self._store = store
         self._outage = outage
         self._backlog = backlog
         self._catalog = catalog
+        self._retention_s = retention_s
 
     def _model(self, name: object) -> Model | None:
         return self._catalog.resolve(name) if isinstance(name, str) and name else None
@@ -56,7 +74,7 @@ class Settlement:
         model = self._model(reservation.model)
         tokens = usage.input_tokens + usage.output_tokens
         cost = cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
-        record = usage_record(reservation, usage, cost)
+        record = usage_record(reservation, usage, cost, self._retention_s)
         deltas = reservation.deltas(tokens, cost)
         if reservation.local:
             local = self._outage.local

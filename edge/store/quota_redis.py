@@ -24,7 +24,7 @@ from edge.store.quota import (
     reservation_key,
 )
 from edge.store.scripts import Batched, Script
-from edge.store.usage import RETENTION_SECONDS, UsageRecord
+from edge.store.usage import UsageRecord
 from policies.rate_windows import (
     WindowState,
     moving_decided,
@@ -115,9 +115,10 @@ class RedisQuota(DriverBacked):
         args += [d for _, d in deltas]
         if usage is not None:
             keys += usage.keys
-            args += [RETENTION_SECONDS, len(usage.counts)]
+            args += [usage.retention_s, len(usage.counts)]
             for name, amount in usage.counts:
                 args += [name, amount]
+            args.append(usage.detail[1] if usage.detail is not None else "")
         return bool(int(await self._settle(keys, args)))
 
     async def read(self, counters: list[str], slots: list[str]) -> tuple[list[int], list[int]]:
