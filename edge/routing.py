@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge.errors import GatewayError
-from policies.catalog import Catalog, Endpoint, Model, Provider
+from policies.catalog import Catalog, Endpoint, Model, Provider, WireApi
 
 UNKNOWN_MODEL = "unknown model"
 WRONG_ENDPOINT = "model is not available on this endpoint"
@@ -18,7 +18,7 @@ class Route:
     model: Model
     provider: Provider
     client_api: Endpoint
-    upstream_api: Endpoint
+    upstream_api: WireApi
 
     @property
     def passthrough(self) -> bool:

@@ -14,17 +14,48 @@ ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini", "e
 # The client APIs that generate text: a model that declares no `endpoints` is callable from
 # these (an embedding model declares `endpoints = ["embeddings"]`).
 GENERATION_ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini")
-ProviderKind = Literal["openai", "openai-compatible", "anthropic", "gemini", "local"]
-PROVIDER_KINDS: tuple[str, ...] = ("openai", "openai-compatible", "anthropic", "gemini", "local")
+# A provider's wire APIs: the client APIs, plus Bedrock's Converse, which no client speaks.
+WireApi = Literal["chat", "responses", "messages", "gemini", "embeddings", "converse"]
+WIRE_APIS: tuple[WireApi, ...] = (*ENDPOINTS, "converse")
+ProviderKind = Literal[
+    "openai",
+    "openai-compatible",
+    "anthropic",
+    "gemini",
+    "azure-openai",
+    "bedrock",
+    "vertex",
+    "local",
+]
+PROVIDER_KINDS: tuple[str, ...] = (
+    "openai",
+    "openai-compatible",
+    "anthropic",
+    "gemini",
+    "azure-openai",
+    "bedrock",
+    "vertex",
+    "local",
+)
 # The upstream wire APIs each provider kind can speak, in order of preference (`embeddings` is
-# OpenAI's `POST /embeddings`; Gemini's embedding methods are part of its own API).
-KIND_APIS: dict[str, tuple[Endpoint, ...]] = {
+# OpenAI's `POST /embeddings`; Gemini's embedding methods are part of its own API). A Vertex
+# provider speaks one publisher's API: `gemini` (Google's models) or `messages` (Claude).
+KIND_APIS: dict[str, tuple[WireApi, ...]] = {
     "openai": ("responses", "chat", "embeddings"),
     "openai-compatible": ("chat", "responses", "embeddings"),
     "anthropic": ("messages",),
     "gemini": ("gemini",),
+    "azure-openai": ("responses", "chat"),
+    "bedrock": ("converse",),
+    "vertex": ("gemini",),
     "local": ("chat",),
 }
+# What each kind may declare as its `apis` (a subset, in the operator's order of preference).
+KIND_ALLOWED_APIS: dict[str, tuple[WireApi, ...]] = {
+    **KIND_APIS,
+    "vertex": ("gemini", "messages"),
+}
+AZURE_AUTH = ("api-key", "entra")
 
 
 class CatalogError(ValueError):
@@ -56,21 +87,37 @@ class Provider:
 
     name: str
     kind: ProviderKind
-    apis: tuple[Endpoint, ...]
+    apis: tuple[WireApi, ...]
     base_url: str | None
     api_key: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Azure OpenAI: "api-key" (the `api-key` header) or "entra" (the key is an Entra ID token,
+    # sent as a bearer); with `api_version`, the deployment-path API instead of the v1 API.
+    auth: str = "api-key"
+    api_version: str | None = None
+    # Bedrock: the AWS region (credentials come from the AWS chain when the call is made).
+    region: str | None = None
+    # Vertex AI: the project and location; a service-account file, else the environment's
+    # application default credentials (workload identity).
+    project: str | None = None
+    location: str | None = None
+    credentials_file: str | None = None
 
     @property
     def configured(self) -> bool:
-        """True when the provider can be called (local needs nothing; others need a URL and key)."""
+        """True when the provider can be called (local needs nothing; others need a URL and key;
+        Bedrock and Vertex a region or project, their credentials being found when called)."""
         if self.kind == "local":
             return True
         if self.kind == "openai-compatible":
             return self.base_url is not None
+        if self.kind == "bedrock":
+            return self.base_url is not None and self.region is not None
+        if self.kind == "vertex":
+            return None not in (self.base_url, self.project, self.location)
         return self.base_url is not None and self.api_key is not None
 
-    def upstream_api(self, client_api: Endpoint) -> Endpoint:
+    def upstream_api(self, client_api: Endpoint) -> WireApi:
         """The wire API to use: the client's own when the provider speaks it (a passthrough),
         else the provider's preferred one of the same family (text generation or embeddings;
         Gemini's own API serves both)."""
@@ -158,23 +205,64 @@ def _endpoints(value: Any, where: str) -> tuple[Endpoint, ...]:
     return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
 
 
+def _apis(kind: str, raw: Any, where: str) -> tuple[WireApi, ...]:
+    if raw is None:
+        return KIND_APIS[kind]
+    names = _str_tuple(raw, where)
+    allowed = KIND_ALLOWED_APIS[kind] if kind in ("bedrock", "vertex") else WIRE_APIS
+    if not names or any(n not in allowed for n in names):
+        raise CatalogError(f"{where}: must be a non-empty subset of {list(allowed)}")
+    if kind == "vertex" and len(names) > 1:
+        # One publisher per provider: the model's URL and body follow its API.
+        raise CatalogError(f'{where}: a vertex provider speaks one API: ["gemini"] or ["messages"]')
+    return tuple(dict.fromkeys(names))  # type: ignore[arg-type]
+
+
+def _setting(raw: Mapping[str, Any], env: Mapping[str, str], key: str, where: str) -> str | None:
+    """`key` from the environment variables `{key}_env` names (the first set), else its value."""
+    for var in _str_tuple(raw.get(f"{key}_env"), f"{where}.{key}_env"):
+        if env.get(var):
+            return env[var]
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise CatalogError(f"{where}.{key}: expected a string")
+    return value
+
+
+def _default_base_url(kind: str, region: str | None, location: str | None) -> str | None:
+    """The public endpoint of a cloud provider whose URL follows its region or location."""
+    if kind == "bedrock" and region:
+        return f"https://bedrock-runtime.{region}.amazonaws.com"
+    if kind == "vertex" and location:
+        host = "aiplatform.googleapis.com"
+        return f"https://{host}" if location == "global" else f"https://{location}-{host}"
+    return None
+
+
 def _provider(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Provider:
+    where = f"providers.{name}"
     kind = raw.get("kind", "openai-compatible")
     if kind not in PROVIDER_KINDS:
-        raise CatalogError(f"providers.{name}.kind: must be one of {list(PROVIDER_KINDS)}")
-    apis = _endpoints(raw["apis"], f"providers.{name}.apis") if "apis" in raw else KIND_APIS[kind]
+        raise CatalogError(f"{where}.kind: must be one of {list(PROVIDER_KINDS)}")
+    apis = _apis(kind, raw.get("apis"), f"{where}.apis")
     base_url = raw.get("base_url")
-    for var in _str_tuple(raw.get("base_url_env"), f"providers.{name}.base_url_env"):
+    for var in _str_tuple(raw.get("base_url_env"), f"{where}.base_url_env"):
         base_url = env.get(var) or base_url
+    region = _setting(raw, env, "region", where)
+    location = _setting(raw, env, "location", where)
     base_url = base_url or raw.get("default_base_url")
+    base_url = base_url or _default_base_url(kind, region, location)
     api_key = raw.get("api_key")
-    for var in _str_tuple(raw.get("api_key_env"), f"providers.{name}.api_key_env"):
+    for var in _str_tuple(raw.get("api_key_env"), f"{where}.api_key_env"):
         if env.get(var):
             api_key = env[var]
             break
     headers = raw.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise CatalogError(f"providers.{name}.headers: expected a table of strings")
+        raise CatalogError(f"{where}.headers: expected a table of strings")
+    auth = raw.get("auth", "api-key")
+    if auth not in AZURE_AUTH:
+        raise CatalogError(f"{where}.auth: must be one of {list(AZURE_AUTH)}")
     return Provider(
         name=name,
         kind=kind,
@@ -182,6 +270,12 @@ def _provider(name: str, raw: Mapping[str, Any], env: Mapping[str, str]) -> Prov
         base_url=base_url.rstrip("/") if isinstance(base_url, str) else None,
         api_key=api_key if isinstance(api_key, str) else None,
         headers=headers,
+        auth=auth,
+        api_version=_setting(raw, env, "api_version", where),
+        region=region,
+        project=_setting(raw, env, "project", where),
+        location=location,
+        credentials_file=_setting(raw, env, "credentials_file", where),
     )
 
 

@@ -17,6 +17,7 @@ from edge.translate.chat_request import parse_chat_request, wants_stream_usage
 from edge.translate.chat_wire import chat_wire
 from edge.translate.rewrite import add_field, set_model
 from edge.upstream.auth import upstream_headers
+from edge.upstream.endpoints import chat_url
 
 
 class ChatClient:
@@ -57,7 +58,7 @@ async def _passthrough(
             body, {**payload, "model": route.model.upstream}, "stream_options", options
         )
         hide_usage = True
-    url = f"{route.provider.base_url}/chat/completions"
+    url = chat_url(route.provider, route.model.upstream)
     headers = upstream_headers(route.provider, request.headers)
     return await relay(request, ctx, url, headers, body, chat_wire(hide_usage))
 

@@ -43,6 +43,7 @@ from edge.translate.responses_request import (
 from edge.translate.responses_wire import ResponsesObserver
 from edge.translate.rewrite import set_model
 from edge.upstream.auth import upstream_headers
+from edge.upstream.endpoints import responses_url
 
 # Fields the gateway acts on itself: a provider never sees them.
 _OWN_FIELDS = (*GATEWAY_FIELDS, "previous_response_id", "background")
@@ -160,7 +161,7 @@ async def _passthrough(
     else:
         body = set_model(ctx.body, payload, route.model.upstream)
     observer = ResponsesObserver()
-    url = f"{route.provider.base_url}/responses"
+    url = responses_url(route.provider)
     headers = upstream_headers(route.provider, request.headers)
     response = await relay(request, ctx, url, headers, body, observer.spec())
     final = observer.final_object()

@@ -30,6 +30,7 @@ from edge.translate.responses_wire import LIFECYCLE, TERMINAL, event_type, membe
 from edge.translate.upstream import UpstreamContext
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted, open_upstream, read_error_body
+from edge.upstream.endpoints import responses_url
 from edge.upstream.errors import upstream_error
 from edge.usage import from_openai_responses
 
@@ -106,7 +107,7 @@ async def _passthrough(
     app: web.Application, run_log: RunLog, shell: Shell, route: Route, body: dict[str, Any]
 ) -> None:
     settings = app[SETTINGS]
-    url = f"{route.provider.base_url}/responses"
+    url = responses_url(route.provider)
     headers = upstream_headers(route.provider, {})
     items: dict[int, dict[str, Any]] = {}
     try:

@@ -13,6 +13,11 @@ from policies.catalog import Provider
 API = "by Chat Completions models"
 
 
+def openai_models(provider: Provider) -> bool:
+    """OpenAI's own models, from OpenAI or Azure: `developer` turns, `max_completion_tokens`."""
+    return provider.kind in ("openai", "azure-openai")
+
+
 def _data_url(media_type: str | None, data: str) -> str:
     return f"data:{media_type or 'application/octet-stream'};base64,{data}"
 
@@ -54,7 +59,7 @@ class _Builder:
     def __init__(self, provider: Provider, keep_reasoning_from: int) -> None:
         self.messages: list[dict[str, Any]] = []
         self._assistant: dict[str, Any] | None = None
-        self._developer_role = "developer" if provider.kind == "openai" else "system"
+        self._developer_role = "developer" if openai_models(provider) else "system"
         self._keep_reasoning_from = keep_reasoning_from
 
     def _turn(self) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def chat_body(req: n.Request, provider: Provider, stream: bool) -> dict[str, Any
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.max_output_tokens is not None:
         # OpenAI's reasoning models refuse the legacy name; other servers may only know it.
-        key = "max_completion_tokens" if provider.kind == "openai" else "max_tokens"
+        key = "max_completion_tokens" if openai_models(provider) else "max_tokens"
         body[key] = req.max_output_tokens
     for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
         if value is not None:
@@ -173,5 +178,5 @@ def chat_body(req: n.Request, provider: Provider, stream: bool) -> dict[str, Any
     if req.user:
         body["user"] = req.user
     # OpenAI itself has no top_k; compatible servers (vLLM and the like) usually do.
-    body.update(extras_for(req, "chat", ("top_k",) if provider.kind == "openai" else ()))
+    body.update(extras_for(req, "chat", ("top_k",) if openai_models(provider) else ()))
     return body

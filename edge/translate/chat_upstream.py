@@ -19,10 +19,11 @@ from edge.translate.upstream_http import (
 )
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted
+from edge.upstream.endpoints import chat_url
 
 
 def _url(up: UpstreamContext) -> str:
-    return f"{up.route.provider.base_url}/chat/completions"
+    return chat_url(up.route.provider, up.route.model.upstream)
 
 
 async def decode_chat_stream(source: AsyncIterator[SSEEvent]) -> AsyncGenerator[n.Event, None]:

@@ -22,6 +22,7 @@ from edge.translate.upstream import StreamCall, UpstreamContext
 from edge.translate.upstream_http import malformed
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted, open_upstream, read_capped, read_error_body
+from edge.upstream.endpoints import responses_url
 from edge.upstream.errors import scrub, upstream_error
 from edge.upstream.headers import forwarded
 from edge.usage import Usage, from_openai_responses
@@ -305,7 +306,7 @@ class ResponsesUpstream:
     ) -> tuple[n.Response, list[tuple[str, str]]]:
         """A whole answer and the headers to forward."""
         body = orjson.dumps(request_body(req, stream=False))
-        url = f"{up.route.provider.base_url}/responses"
+        url = responses_url(up.route.provider)
         headers = upstream_headers(up.route.provider, {})
         async with open_upstream(
             up.session, url, body, headers, up.timeouts, admitted=up.admitted
@@ -326,7 +327,7 @@ class ResponsesUpstream:
     async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
         """Open a stream; an error status raises before any event."""
         body = orjson.dumps(request_body(req, stream=True))
-        url = f"{up.route.provider.base_url}/responses"
+        url = responses_url(up.route.provider)
         headers = upstream_headers(up.route.provider, {})
         async with open_upstream(
             up.session, url, body, headers, up.timeouts, admitted=up.admitted

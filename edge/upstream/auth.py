@@ -25,6 +25,12 @@ def upstream_headers(provider: Provider, client_headers: Mapping[str, str]) -> d
     elif provider.kind == "gemini":
         if key:
             headers["x-goog-api-key"] = key
+    elif provider.kind == "azure-openai":
+        # A resource key goes in `api-key`; an Entra ID access token is a bearer.
+        if key and provider.auth == "entra":
+            headers["Authorization"] = f"Bearer {key}"
+        elif key:
+            headers["api-key"] = key
     elif key:
         headers["Authorization"] = f"Bearer {key}"
     headers.update(provider.headers)

@@ -1,0 +1,53 @@
+"""Where each provider kind serves each wire API: the URL of one call, from the provider's facts."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from policies.catalog import Provider
+
+# Azure's v1 API (`/openai/v1/...`) takes the deployment as the body's `model`; the older
+# deployment-path API puts it in the path and wants an `api-version` on every call. An Azure
+# provider's `base_url` is its resource (`https://NAME.openai.azure.com`, as the SDK's
+# AZURE_OPENAI_ENDPOINT), with or without `/openai/v1`.
+_AZURE_V1 = "/openai/v1"
+
+
+def path_part(name: str) -> str:
+    """A model, deployment or profile name (an ARN included) as one path segment."""
+    return quote(name, safe="")
+
+
+def _openai_root(provider: Provider) -> str:
+    """The root the OpenAI paths hang under: Azure's v1 API, or the base URL as it is."""
+    base = provider.base_url or ""
+    if provider.kind != "azure-openai" or base.endswith(_AZURE_V1):
+        return base
+    return f"{base}{_AZURE_V1}"
+
+
+def _azure_versioned(provider: Provider) -> str | None:
+    """The deployment-path API's resource root and `api-version` query, when configured."""
+    if provider.kind != "azure-openai" or provider.api_version is None:
+        return None
+    return (provider.base_url or "").removesuffix(_AZURE_V1)
+
+
+def _version(provider: Provider) -> str:
+    return f"api-version={quote(provider.api_version or '', safe='')}"
+
+
+def chat_url(provider: Provider, model: str) -> str:
+    """Chat Completions: `{base}/chat/completions`, or Azure's deployment path."""
+    root = _azure_versioned(provider)
+    if root is not None:
+        return f"{root}/openai/deployments/{path_part(model)}/chat/completions?{_version(provider)}"
+    return f"{_openai_root(provider)}/chat/completions"
+
+
+def responses_url(provider: Provider) -> str:
+    """Responses: `{base}/responses`, or Azure's `api-version`-qualified path."""
+    root = _azure_versioned(provider)
+    if root is not None:
+        return f"{root}/openai/responses?{_version(provider)}"
+    return f"{_openai_root(provider)}/responses"
