@@ -22,6 +22,7 @@ from edge.appkeys import (
 )
 from edge.auth.authenticate import Authenticator
 from edge.auth.jwks import JwksCache
+from edge.budget_alerts import BudgetAlerts
 from edge.handlers.metrics import setup_metrics
 from edge.handlers.routes import setup_inference
 from edge.identity_cache import IdentityCache
@@ -62,6 +63,15 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     session = make_session(settings.timeouts)
     app[HTTP] = session
+    alerts = BudgetAlerts(
+        app[QUOTA],
+        app[IDENTITY],
+        app[METRICS],
+        session,
+        settings.alert_webhook_url,
+        settings.alert_webhook_secret,
+    )
+    app[QUOTA].after_settle(alerts.check)
     app[AUTHENTICATOR] = Authenticator(
         identity=app[IDENTITY],
         server_secret=settings.hmac_secret,
@@ -70,6 +80,7 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
         admin_token=settings.admin_token,
     )
     yield
+    await alerts.close()
     await session.close()
 
 

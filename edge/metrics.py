@@ -161,6 +161,14 @@ class Metrics:
             ("kind",),
             registry=r,
         )
+        self.budget_ratio = Gauge(
+            "edge_budget_used_ratio",
+            "Each budget's use in its current window, as a fraction of its limit (read back "
+            "after each call settles).",
+            ("account", "scope", "budget"),
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.draining = Gauge(
             "edge_draining", "1 while shutting down.", multiprocess_mode="livemax", registry=r
         )
@@ -233,6 +241,10 @@ class Metrics:
         kind = upstream_kind(err, provider)
         if kind is not None:
             self.upstream_errors.labels(provider or NONE, kind).inc()
+
+    def budget_used(self, account: str, scope: str, budget: str, ratio: float) -> None:
+        """A budget's use now (the account label bounded like every other)."""
+        self.budget_ratio.labels(self._accounts(account), scope, budget).set(ratio)
 
     def stream_delta(self, route: str, delta: int) -> None:
         """A stream opened (+1) or closed (-1)."""

@@ -109,6 +109,9 @@ class Settings:
     metrics_dir: str | None = None  # PROMETHEUS_MULTIPROC_DIR: several workers share one scrape
     store_startup_timeout: float = 10.0  # how long `edge serve` retries an unreachable store
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    # Where budget alerts are POSTed, and the secret their signature is keyed with.
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: bytes = b""
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (CLI flags, tests)."""
@@ -125,6 +128,7 @@ class Settings:
             found += [v for k, v in provider.headers.items() if _secret_header(k)]
         found += [self.admin_token or "", self.metrics_token or ""]
         found.append(urlsplit(self.store_url).password or "")
+        found.append(self.alert_webhook_secret.decode("utf-8"))
         unique = {v for v in found if len(v) >= MIN_SECRET_LENGTH}
         # Longest first, so a secret that contains another is removed whole.
         return tuple(sorted(unique, key=lambda v: (-len(v), v)))
@@ -306,6 +310,21 @@ def _hmac_secret(env: Mapping[str, str], store_url: str) -> bytes:
     )
 
 
+def _alert_webhook(env: Mapping[str, str]) -> dict[str, Any]:
+    url = env.get("EDGE_ALERT_WEBHOOK_URL") or None
+    secret = env.get("EDGE_ALERT_WEBHOOK_SECRET", "")
+    if url is None:
+        return {}
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError("EDGE_ALERT_WEBHOOK_URL: an http:// or https:// URL")
+    if len(secret) < 32:
+        raise SettingsError(
+            "EDGE_ALERT_WEBHOOK_SECRET: at least 32 characters (the receiver checks each "
+            "alert's signature with it)"
+        )
+    return {"alert_webhook_url": url, "alert_webhook_secret": secret.encode("utf-8")}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment (os.environ by default) and EDGE_CONFIG."""
     env = os.environ if env is None else env
@@ -361,4 +380,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         store_startup_timeout=_seconds(env, "EDGE_STORE_STARTUP_TIMEOUT", 10.0),
         quota=_quota_settings(env, config),
+        **_alert_webhook(env),
     )

@@ -7,12 +7,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.access import ACCESS_FIELDS, AccessError, validate_access
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 STRATEGIES: tuple[Strategy, ...] = ("moving-window", "sliding-window-counter")
-Period = Literal["second", "minute", "hour", "day", "month"]
+Period = Literal["second", "minute", "hour", "day", "week", "month"]
 CounterKind = Literal["tokens", "cost"]
 
 # Request-rate limits (counted by the `limits` library): field -> window.
@@ -27,9 +28,14 @@ TOKEN_FIELDS: dict[str, Period] = {
     "tokens_per_minute": "minute",
     "tokens_per_hour": "hour",
     "tokens_per_day": "day",
+    "tokens_per_week": "week",
     "tokens_per_month": "month",
 }
-COST_FIELDS: dict[str, Period] = {"cost_per_day_usd": "day", "cost_per_month_usd": "month"}
+COST_FIELDS: dict[str, Period] = {
+    "cost_per_day_usd": "day",
+    "cost_per_week_usd": "week",
+    "cost_per_month_usd": "month",
+}
 # Stored responses of an account (records, input and output items, event logs): the bytes they
 # may hold in all, and the bytes one of them may hold. Counted per account only.
 STORAGE_FIELDS = ("storage_bytes", "max_stored_response_bytes")
@@ -48,8 +54,12 @@ SETTING_FIELDS = (
     "max_stored_response_bytes",
 )
 QUOTA_FIELDS = (*LIMIT_FIELDS, *SETTING_FIELDS)
-# What a plan or an override table may set: the quota fields and the access lists.
-TABLE_FIELDS = (*QUOTA_FIELDS, *ACCESS_FIELDS)
+# Budget settings that are not numbers: the zone calendar windows (day, week, month) follow,
+# and the fractions of each budget at which an alert is sent.
+BUDGET_FIELDS = ("budget_timezone", "alert_thresholds")
+MAX_THRESHOLDS = 10
+# What a plan or an override table may set: the quota fields, budget settings, access lists.
+TABLE_FIELDS = (*QUOTA_FIELDS, *BUDGET_FIELDS, *ACCESS_FIELDS)
 MAX_LIMIT = 10**15
 FALLBACK_OUTPUT_CAP = 4096
 # One stored response's cap when no plan sets one, and the largest a plan may set: a record is
@@ -83,8 +93,10 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "tokens_per_minute": ("tokens per minute", "tpm"),
     "tokens_per_hour": ("tokens per hour", "tph"),
     "tokens_per_day": ("tokens per day", "tpd"),
+    "tokens_per_week": ("tokens per week", "tpw"),
     "tokens_per_month": ("tokens per month", "tpmo"),
     "cost_per_day_usd": ("USD of cost budget per day", "cpd"),
+    "cost_per_week_usd": ("USD of cost budget per week", "cpw"),
     "cost_per_month_usd": ("USD of cost budget per month", "cpmo"),
     "max_concurrent": ("concurrent requests", "conc"),
     "storage_bytes": ("bytes of stored responses", "stb"),
@@ -124,6 +136,32 @@ def _check_value(name: str, value: Any) -> Any:
     return value
 
 
+def known_zone(name: str) -> bool:
+    """Whether `name` is a time zone of the IANA database."""
+    if not 0 < len(name) <= 64 or name.startswith(("/", ".")):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _check_budget_setting(name: str, value: Any) -> Any:
+    if name == "budget_timezone":
+        if not isinstance(value, str) or not known_zone(value):
+            raise QuotaError(name, "an IANA time zone name, e.g. 'Europe/Paris' or 'UTC'")
+        return value
+    if not isinstance(value, list) or len(value) > MAX_THRESHOLDS:
+        raise QuotaError(name, f"an array of at most {MAX_THRESHOLDS} fractions: [0.5, 0.8, 1]")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise QuotaError(name, "each a number: a fraction of the budget")
+        if not (math.isfinite(item) and 0 < item <= 10):
+            raise QuotaError(name, "each a fraction above 0 and at most 10")
+    return sorted({float(item) for item in value})
+
+
 def validate_quota(data: Any, *, allow_null: bool = True) -> dict[str, Any]:
     """Check a quota table (plan body or override); null (where allowed) lifts a plan's limit
     or access list."""
@@ -139,6 +177,8 @@ def validate_quota(data: Any, *, allow_null: bool = True) -> dict[str, Any]:
             if not allow_null or name in SETTING_FIELDS:
                 raise QuotaError(name, "must not be null")
             out[name] = None
+        elif name in BUDGET_FIELDS:
+            out[name] = _check_budget_setting(name, value)
         elif name in ACCESS_FIELDS:
             try:
                 out[name] = validate_access(name, value)
@@ -180,6 +220,8 @@ class Rules:
     bytes_per_token: float = 2.0
     storage_bytes: int | None = None  # the account's stored responses, in bytes (None: no limit)
     max_stored_response_bytes: int = FALLBACK_RESPONSE_CAP
+    timezone: str = "UTC"  # where calendar budgets (day, week, month) begin and end
+    alert_thresholds: tuple[float, ...] = ()  # fractions of each budget that send an alert
 
     @property
     def empty(self) -> bool:
@@ -219,6 +261,8 @@ def rules_from(values: Mapping[str, Any]) -> Rules:
         max_stored_response_bytes=int(
             values.get("max_stored_response_bytes") or FALLBACK_RESPONSE_CAP
         ),
+        timezone=values.get("budget_timezone") or "UTC",
+        alert_thresholds=tuple(values.get("alert_thresholds") or ()),
     )
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from policies.catalog import Endpoint, Model
 from policies.quota import Period, Rules
 
 PERIOD_SECONDS: dict[Period, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+CALENDAR = ("day", "week", "month")  # windows that follow a calendar in a time zone
 # Where each client API puts its output cap: the fields its adapter reads and its provider gets
 # (a passthrough sends them as they are). Chat has two, both still accepted by OpenAI-compatible
 # servers: OpenAI refuses a body with both, a server that takes both honours one of them, our
@@ -124,23 +127,36 @@ def cost_micros(model: Model | None, input_tokens: int, output_tokens: int, cach
     return round(model.price.cost(input_tokens, output_tokens, cached) * 1_000_000)
 
 
-def window(period: Period, now: float) -> tuple[str, float]:
-    """(bucket id, end time) of the window containing `now`: clock-aligned, calendar for
-    day (UTC) and month (UTC)."""
-    if period == "month":
-        t = time.gmtime(now)
-        year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-        end = calendar.timegm((year, month, 1, 0, 0, 0))
-        return f"{t.tm_year:04d}-{t.tm_mon:02d}", float(end)
-    length = PERIOD_SECONDS[period]
-    bucket = int(now // length)
+def window(period: Period, now: float, timezone: str = "UTC") -> tuple[str, float]:
+    """(bucket id, end time) of the window containing `now`: clock-aligned for seconds, minutes
+    and hours; calendar days, ISO weeks (from Monday) and months in `timezone` (an IANA name;
+    a bucket in another zone than UTC is named with it, so a changed zone starts afresh)."""
+    if period not in CALENDAR:
+        length = PERIOD_SECONDS[period]
+        bucket = int(now // length)
+        return str(bucket), float((bucket + 1) * length)
+    zone = dt.UTC if timezone == "UTC" else ZoneInfo(timezone)
+    day = dt.datetime.fromtimestamp(now, zone).date()
     if period == "day":
-        return time.strftime("%Y-%m-%d", time.gmtime(now)), float((bucket + 1) * length)
-    return str(bucket), float((bucket + 1) * length)
+        start, end = day, day + dt.timedelta(days=1)
+        name = start.isoformat()
+    elif period == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        end = start + dt.timedelta(days=7)
+        year, week, _ = start.isocalendar()
+        name = f"{year:04d}-W{week:02d}"
+    else:
+        start = day.replace(day=1)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+        name = f"{start.year:04d}-{start.month:02d}"
+    boundary = dt.datetime.combine(end, dt.time(), zone).timestamp()
+    return (name if timezone == "UTC" else f"{name}@{timezone}"), float(boundary)
 
 
 def period_length(period: Period, now: float) -> int:
     """A window's length in seconds (a month's is the current month's)."""
+    if period == "week":
+        return 7 * 86400
     if period != "month":
         return PERIOD_SECONDS[period]
     t = time.gmtime(now)

@@ -122,6 +122,39 @@ def test_windows_are_clock_and_calendar_aligned() -> None:
     assert period_length("month", calendar.timegm((2026, 2, 10, 0, 0, 0))) == 28 * 86400
 
 
+def test_weeks_and_time_zones() -> None:
+    # Thursday 2026-12-31 23:59:30 UTC is Friday 2027-01-01 00:59:30 in Paris.
+    t = calendar.timegm((2026, 12, 31, 23, 59, 30))
+    assert window("week", t) == ("2026-W53", float(calendar.timegm((2027, 1, 4, 0, 0, 0))))
+    assert period_length("week", t) == 7 * 86400
+    day, end = window("day", t, "Europe/Paris")
+    assert day == "2027-01-01@Europe/Paris"
+    assert end == calendar.timegm((2027, 1, 1, 23, 0, 0))  # midnight in Paris, at UTC+1
+    month, month_end = window("month", t, "Europe/Paris")
+    assert month == "2027-01@Europe/Paris"
+    assert month_end == calendar.timegm((2027, 1, 31, 23, 0, 0))
+    # A day in New York that spans the change to summer time is 23 hours long.
+    spring = calendar.timegm((2027, 3, 14, 12, 0, 0))
+    start = window("day", spring - 86400, "America/New_York")[1]
+    assert window("day", spring, "America/New_York")[1] - start == 23 * 3600
+
+
+def test_budget_settings_are_checked() -> None:
+    assert validate_quota({"budget_timezone": "Asia/Tokyo"}) == {"budget_timezone": "Asia/Tokyo"}
+    assert validate_quota({"alert_thresholds": [1, 0.5, 0.8, 0.8]}) == {
+        "alert_thresholds": [0.5, 0.8, 1.0]
+    }
+    for bad in ("Mars/Olympus", "../etc/passwd", "/etc/localtime", "", 5):
+        with pytest.raises(QuotaError, match="time zone"):
+            validate_quota({"budget_timezone": bad})
+    for wrong in ([0], [11], ["half"], [True], 0.5, [0.1] * 11):
+        with pytest.raises(QuotaError) as caught:
+            validate_quota({"alert_thresholds": wrong})
+        assert caught.value.field == "alert_thresholds"
+    rules = rules_from({"cost_per_week_usd": 5, "budget_timezone": "Asia/Tokyo"})
+    assert [c.period for c in rules.counters] == ["week"] and rules.timezone == "Asia/Tokyo"
+
+
 def _state(remaining: int, limit: int, reset: float, **kw: object) -> LimitState:
     return LimitState(
         policy=f"p{limit}",

@@ -116,6 +116,7 @@ class CounterPlan:
     scope: str
     ident: str
     rule: CounterRule
+    timezone: str = "UTC"  # where its calendar window begins and ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class QuotaPlan:
         counters = []
         for plan in self.counters:
             rule = plan.rule
-            bucket, end = window(rule.period, now)
+            bucket, end = window(rule.period, now, plan.timezone)
             amount = estimate.tokens if rule.kind == "tokens" else estimate.cost_micros
             key = counter_key(self.account, plan.ident, rule.field, bucket)
             hold = Hold(key=key, amount=amount, limit=rule.limit, expires_at=end)
@@ -153,7 +154,9 @@ def quota_plan(account: str, scopes: list[Scope], estimate_rules: Rules) -> Quot
             key = window_key(account, scope.ident, rule.field)
             rate = Window(key, rules.strategy, rule.limit, rule.period)
             rates.append(RateCheck(scope.name, rule, rate))
-        counters += [CounterPlan(scope.name, scope.ident, rule) for rule in rules.counters]
+        counters += [
+            CounterPlan(scope.name, scope.ident, rule, rules.timezone) for rule in rules.counters
+        ]
         # Every call joins its scope's in-flight set, limited or not: open reservations stay
         # visible (usage read-back, leak checks) and a limit set later counts them at once.
         slot = Slot(slots_key(account, scope.ident), rules.max_concurrent)

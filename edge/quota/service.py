@@ -10,7 +10,8 @@ of their own (`backlog.py`), so no answer waits for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 
 from edge.context import RequestContext
 from edge.errors import GatewayError
@@ -25,11 +26,13 @@ from edge.quota.plan_cache import PlanCache
 from edge.quota.reservation import Reservation
 from edge.quota.settlement import Settlement
 from edge.settings import QuotaSettings
-from edge.store import Store
+from edge.store import Store, StoreUnavailable
 from edge.store.records import Account, KeyRecord
 from edge.usage import Usage
 from policies.catalog import Catalog, Model
 from policies.quota_plans import Plans
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Admission", "QuotaService", "Reservation"]
 
@@ -50,6 +53,7 @@ class QuotaService:
         self.settings = settings or QuotaSettings()
         self.timeout = redis_timeout
         self._plans = PlanCache(self.settings)
+        self._after_settle: list[Callable[[Reservation], Awaitable[None]]] = []
         self._outage = Outage(store, self.settings)
         self._backlog = Backlog()
         retention = self.settings.usage_retention_days * 86400
@@ -119,8 +123,18 @@ class QuotaService:
         await self.settle_reservation(ctx.reservation, ctx.usage)
 
     async def settle_reservation(self, reservation: Reservation, usage: Usage | None) -> None:
-        """Charge the real usage (refunding the rest of the reservation) and record it."""
+        """Charge the real usage (refunding the rest of the reservation) and record it; then
+        whatever watches settled calls (budget alerts) sees it."""
         await self._settlement.settle(reservation, usage)
+        for watcher in self._after_settle:
+            try:
+                await watcher(reservation)
+            except StoreUnavailable as exc:  # the call is settled; only its watchers missed it
+                log.warning("a settled call's watcher could not read the store: %s", exc)
+
+    def after_settle(self, watcher: Callable[[Reservation], Awaitable[None]]) -> None:
+        """Call `watcher` with each reservation once it has settled."""
+        self._after_settle.append(watcher)
 
     def settle_soon(self, ctx: RequestContext) -> None:
         """Settle in a task of its own: the answer does not wait for the store, a cancelled

@@ -142,3 +142,7 @@ class QuotaStore(Protocol):
 
     async def open_reservations(self, account: str) -> int:
         """How many reservations of an account are still open (for checks and operators)."""
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first claim of `key` until it expires (every replica asks the same
+        store, so one of them wins): what happens at most once per period."""

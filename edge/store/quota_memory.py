@@ -36,6 +36,7 @@ class MemoryQuota:
         self._slots: dict[str, dict[str, float]] = {}
         self._markers: dict[str, float] = {}
         self._settled: dict[str, float] = {}  # settled markers, kept so a retry is a no-op
+        self._claims: dict[str, float] = {}  # claim key -> when it expires
         self._calls = 0
 
     def _sweep(self, now: float) -> None:
@@ -137,3 +138,13 @@ class MemoryQuota:
         now = time.time()
         prefix = reservation_key(account, "")
         return sum(1 for k, until in self._markers.items() if k.startswith(prefix) and until > now)
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first claim of `key` until it expires."""
+        now = time.time()
+        if len(self._claims) > 10_000:
+            self._claims = {k: t for k, t in self._claims.items() if t > now}
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + ttl
+        return True

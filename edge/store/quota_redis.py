@@ -168,3 +168,7 @@ class RedisQuota(DriverBacked):
         keys = [k async for k in self._r.scan_iter(match=pattern, count=1000)]
         values = await self._r.mget(keys) if keys else []
         return sum(1 for v in values if v is not None and v != b"settled")
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first claim of `key` until it expires (SET NX: one replica wins)."""
+        return bool(await self._r.set(key, b"1", nx=True, px=max(1, int(ttl * 1000))))
