@@ -151,7 +151,15 @@ def gemini_response(body: Any) -> n.Response:
                 items.append(n.Reasoning(signature=signature))
             items.append(_call(part["functionCall"]))
         elif isinstance(part.get("text"), str) and part["text"]:
-            items.append(n.Message(role="assistant", parts=[n.TextPart(part["text"])]))
+            last = items[-1] if items else None
+            if isinstance(last, n.Message):
+                # Gemini may cut one answer's text into several parts: they are one message,
+                # as they are when streamed. As separate messages, a client that reads the
+                # last one (the Agents SDK's final output) kept a fragment, and a structured
+                # answer split in two parsed as neither.
+                last.parts = [n.TextPart(last.text + part["text"])]
+            else:
+                items.append(n.Message(role="assistant", parts=[n.TextPart(part["text"])]))
     called = any(isinstance(i, n.ToolCall) for i in items)
     finish = candidate.get("finishReason")
     blocked = (body.get("promptFeedback") or {}).get("blockReason")
