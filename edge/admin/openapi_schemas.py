@@ -11,6 +11,7 @@ from policies.quota import (
     INT_FIELDS,
     MAX_LIMIT,
     MAX_RESPONSE_CAP,
+    MAX_THRESHOLDS,
     MIN_RESPONSE_CAP,
     STRATEGIES,
 )
@@ -69,6 +70,14 @@ def _quota_values() -> dict[str, Any]:
     }
     props["bytes_per_token"] = {"type": "number", "exclusiveMinimum": 0, "maximum": 64}
     props["strategy"] = {"enum": list(STRATEGIES)}
+    props["budget_timezone"] = {"type": "string", "minLength": 1, "maxLength": 64}
+    props["alert_thresholds"] = _nullable(
+        {
+            "type": "array",
+            "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+            "maxItems": MAX_THRESHOLDS,
+        }
+    )
     glob = {"type": "string", "minLength": 1, "maxLength": MAX_PATTERN_LENGTH}
     for name in ("models", "deny_models"):
         props[name] = _nullable({"type": "array", "items": glob, "maxItems": MAX_PATTERNS})
