@@ -83,6 +83,9 @@ def test_the_command_line_example_runs_as_written(
     printed = outputs["usage --key"]
     assert header.split() in [line.split() for line in printed.splitlines()], printed
     assert re.search(r"^key\s+requests_per_minute\s+100\s", printed, flags=re.M), printed
+    # The export's header is the one the README shows.
+    shown_export = block.split("$ edge admin usage-export", 1)[1].splitlines()[1]
+    assert outputs["usage-export --group-by"].splitlines()[0] == shown_export
     # The last `quota set` is the account's: its access list is set as the README shows it.
     assert "openai/*" in outputs["quota set"] and "claude-*" in outputs["quota set"]
     audit = json.loads(outputs["audit --account"])
