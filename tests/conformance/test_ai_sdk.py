@@ -5,7 +5,7 @@ Every provider package of the SDK (`openai` on the Responses API, `openai.chat`,
 the fake provider) and `local/echo`: text, a text stream, a tool round trip whole and
 streamed, and structured output (`Output.object` and `generateObject`); `openai(model)` also
 holds a three-turn chat, where the SDK sends earlier assistant turns as item references.
-node runs once for the module; each case is then one test.
+node runs once for each store (memory://, redis://); each case is then one test.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.conformance.conftest import run_node
 from tests.conformance.provider import Provider, transcript
 from tests.support.fake_upstream import Seen
 from tests.support.gateway import gateway_env, settings_for, start_live, stop_live
+from tests.support.redis_server import RedisServer
 
 # Each model, and the provider API the fake hears it in for each SDK provider (None: no
 # provider is called). OpenAI serves Chat Completions clients over Chat Completions.
@@ -90,11 +91,16 @@ class Run:
         return [r for r in self.requests if marker in r.raw]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def run(node: Path) -> AsyncIterator[Run]:
-    """Every case, run once by one node process against one gateway."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["memory", "redis"])
+async def run(request: pytest.FixtureRequest, node: Path) -> AsyncIterator[Run]:
+    """Every case, run once by one node process against one gateway, on each store."""
+    store = "memory://"
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.command("FLUSHALL")
+        store = server.url
     provider = await Provider().start()
-    live = await start_live(settings_for(gateway_env("memory://", provider.url)))
+    live = await start_live(settings_for(gateway_env(store, provider.url)))
     try:
         tenant = await live.tenant()
         payload = {
