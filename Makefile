@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server nginx wrk
+APT_PACKAGES := redis-server redis-sentinel nginx wrk
 
 # The installer itself, pinned and hash-checked by pip (Linux x86_64 and aarch64 wheels).
 UV_VERSION := 0.13.9

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from policies.branches import DEFAULT_HOST_PATTERN
 from policies.catalog import Catalog, CatalogError, build_catalog, default_catalog_data
@@ -127,7 +127,7 @@ class Settings:
             found.append(provider.api_key or "")
             found += [v for k, v in provider.headers.items() if _secret_header(k)]
         found += [self.admin_token or "", self.metrics_token or ""]
-        found.append(urlsplit(self.store_url).password or "")
+        found += _store_secrets(self.store_url)
         found.append(self.alert_webhook_secret.decode("utf-8"))
         unique = {v for v in found if len(v) >= MIN_SECRET_LENGTH}
         # Longest first, so a secret that contains another is removed whole.
@@ -325,12 +325,34 @@ def _alert_webhook(env: Mapping[str, str]) -> dict[str, Any]:
     return {"alert_webhook_url": url, "alert_webhook_secret": secret.encode("utf-8")}
 
 
+# memory (one process), one Redis, a Sentinel-managed master, a Redis Cluster ("s": TLS).
+STORE_SCHEMES = (
+    "memory://",
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
+
+
+def _store_secrets(url: str) -> list[str]:
+    """The passwords a store URL carries: the data nodes' and the sentinels' own."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    found = [unquote(userinfo.partition(":")[2])] if at else []
+    found += parse_qs(parts.query).get("sentinel_password", [])
+    return found
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment (os.environ by default) and EDGE_CONFIG."""
     env = os.environ if env is None else env
     _no_placeholders(env)
     store_url = env.get("EDGE_STORE_URL") or "memory://"
-    if not store_url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+    if not store_url.startswith(STORE_SCHEMES):
         raise SettingsError(f"EDGE_STORE_URL: unsupported scheme in {store_url!r}")
     config_path = env.get("EDGE_CONFIG") or None
     config = _load_toml(config_path) if config_path else {}

@@ -14,7 +14,7 @@ import pytest
 
 from edge.appkeys import STORE
 from edge.store.responses import StoredResponse
-from edge.store.responses_redis import RedisResponses
+from edge.store.responses_redis import RedisResponses, response_keys
 from tests.support.clock import Deadline
 from tests.support.gateway import Live
 
@@ -245,7 +245,7 @@ async def _store_without_branch(gateway: Live, account: str, rid: str) -> None:
     )
     await store.responses.create(record, ttl=600)
     if isinstance(store.responses, RedisResponses) and store.redis is not None:
-        key = f"edge:resp:{{{account}/{rid}}}"
+        key, _ = response_keys(account, rid)
         kept = orjson.loads(await store.redis.hget(key, "record"))
         del kept["branch"]
         await store.redis.hset(key, "record", orjson.dumps(kept))

@@ -9,24 +9,20 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from edge.store import open_store
 from edge.store.quota import Hold, QuotaStore, ReserveResult, Slot, Window, reservation_key
-from edge.store.quota_memory import MemoryQuota
 from edge.store.quota_redis import RedisQuota
 from policies.quota import Strategy
 from tests.support.clock import Deadline
 from tests.support.redis_server import RedisServer
 
+pytestmark = pytest.mark.redis_modes
 
-@pytest.fixture(params=["memory", "redis"])
-async def quota(request: pytest.FixtureRequest) -> AsyncIterator[QuotaStore]:
-    if request.param == "memory":
-        yield MemoryQuota()
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    server.command("FLUSHALL")
-    redis = Redis.from_url(server.url)
-    yield RedisQuota(redis)
-    await redis.aclose()
+
+@pytest.fixture
+async def quota(store_url: str) -> AsyncIterator[QuotaStore]:
+    async with open_store(store_url, redis_timeout=1.0) as store:
+        yield store.quota
 
 
 def _hold(key: str, amount: int, limit: int | None) -> Hold:

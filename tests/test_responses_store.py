@@ -11,6 +11,8 @@ from edge.store.responses import FENCED, MISSING, REFUSED, Change, StoredRespons
 from edge.store.responses_jobs import RedisJobs
 from tests.support.clock import Deadline
 
+pytestmark = pytest.mark.redis_modes
+
 
 @pytest.fixture
 async def store(store_url):

@@ -22,6 +22,8 @@ from edge.store.responses import (
 )
 from tests.support.clock import Deadline
 
+pytestmark = pytest.mark.redis_modes
+
 
 @pytest.fixture
 async def store(store_url):

@@ -12,6 +12,8 @@ from edge.store.quota import Hold, Slot, reservation_key
 from edge.store.records import Account, Branch, KeyRecord
 from edge.store.usage import UsageRecord, day_of
 
+pytestmark = pytest.mark.redis_modes
+
 
 @pytest.fixture
 async def store(store_url):
@@ -108,10 +110,12 @@ async def test_indexes_are_built_from_an_earlier_releases_sets(redis_server) -> 
 async def test_usage_counters(store) -> None:
     # Usage is written by a settle (whether or not its reservation is still open).
     first = UsageRecord(("key:k1", "account:a1"), (("requests", 1), ("input_tokens", 5)), day_of(0))
-    second = UsageRecord(("key:k1",), (("requests", 1), ("output_tokens", 7)), day_of(10))
+    second = UsageRecord(
+        ("key:k1",), (("requests", 1), ("output_tokens", 7)), day_of(10), account="a1"
+    )
     for n, record in enumerate((first, second)):
         await store.quota.settle(reservation_key("a1", f"r{n}"), f"r{n}", [], [], record)
-    days = await store.usage.days("key:k1", ["1970-01-01", "1970-01-02"])
+    days = await store.usage.days("key:k1", ["1970-01-01", "1970-01-02"], account="a1")
     assert days["1970-01-01"]["requests"] == 2
     assert days["1970-01-01"]["input_tokens"] == 5
     assert days["1970-01-01"]["output_tokens"] == 7
@@ -126,11 +130,13 @@ async def test_a_retried_settlement_counts_the_call_once(store) -> None:
     hold = Hold(key="c:{a1}:tokens", amount=100, limit=None, expires_at=time.time() + 60)
     await store.quota.reserve(marker, "r9", [hold], [Slot("s:{a1}", None)], 30)
     assert await store.quota.open_reservations("a1") == 1
-    record = UsageRecord(("key:k9",), (("requests", 1), ("input_tokens", 30)), day_of(0))
+    record = UsageRecord(
+        ("key:k9",), (("requests", 1), ("input_tokens", 30)), day_of(0), account="a1"
+    )
     deltas = [("c:{a1}:tokens", 30 - 100)]
     assert await store.quota.settle(marker, "r9", deltas, ["s:{a1}"], record)
     assert not await store.quota.settle(marker, "r9", deltas, ["s:{a1}"], record)
-    days = await store.usage.days("key:k9", ["1970-01-01"])
+    days = await store.usage.days("key:k9", ["1970-01-01"], account="a1")
     assert days["1970-01-01"]["requests"] == 1 and days["1970-01-01"]["input_tokens"] == 30
     assert await store.quota.read(["c:{a1}:tokens"], ["s:{a1}"]) == ([30], [0])
     assert await store.quota.open_reservations("a1") == 0
@@ -138,7 +144,7 @@ async def test_a_retried_settlement_counts_the_call_once(store) -> None:
     gone = reservation_key("a1", "r10")
     assert not await store.quota.settle(gone, "r10", [], [], record)
     assert not await store.quota.settle(gone, "r10", [], [], record)
-    assert (await store.usage.days("key:k9", ["1970-01-01"]))["1970-01-01"]["requests"] == 2
+    assert (await store.usage.days("key:k9", ["1970-01-01"], "a1"))["1970-01-01"]["requests"] == 2
 
 
 async def test_usage_detail_per_key_and_model(store) -> None:
@@ -156,3 +162,27 @@ async def test_usage_detail_per_key_and_model(store) -> None:
     }
     assert found["1970-01-02"] == {}
     assert (await store.usage.days("account:a1", [day]))[day]["requests"] == 3
+
+
+async def test_a_keys_usage_is_found_by_its_id_alone(store) -> None:
+    # The admin API asks by key id: the store finds the key's account (whose slot it is in).
+    await store.identity.create_account(Account(id="a1"))
+    await store.identity.create_key(KeyRecord(id="k1", account="a1", hash="h" * 64, scopes=[]))
+    record = UsageRecord(("key:k1", "account:a1"), (("requests", 1),), day_of(0), account="a1")
+    await store.quota.settle(reservation_key("a1", "r1"), "r1", [], [], record)
+    assert (await store.usage.days("key:k1", ["1970-01-01"]))["1970-01-01"]["requests"] == 1
+
+
+async def test_usage_an_earlier_release_recorded_is_still_read(redis_server) -> None:
+    # Earlier releases named the usage hashes without the account's hash tag: after an upgrade
+    # their days are added in until their retention ends.
+    redis_server.command("FLUSHALL")
+    redis_server.command("HSET", "edge:usage:key:k1:1970-01-01", "requests", "4")
+    redis_server.command("HSET", "edge:usage:detail:a1:1970-01-01", "k1\tm\trequests", "4")
+    async with open_store(redis_server.url, redis_timeout=1.0) as opened:
+        record = UsageRecord(("key:k1",), (("requests", 1),), day_of(0), ("a1", "k1\tm"))
+        await opened.quota.settle(reservation_key("a1", "r1"), "r1", [], [], record)
+        days = await opened.usage.days("key:k1", ["1970-01-01"], account="a1")
+        assert days["1970-01-01"]["requests"] == 5
+        found = await opened.usage.detail("a1", ["1970-01-01"])
+        assert found["1970-01-01"] == {"k1\tm\trequests": 5}

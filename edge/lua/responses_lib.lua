@@ -2,9 +2,8 @@
 -- Its keys (all tagged with the account): the bytes its responses hold in all (a string), each
 -- response's bytes (a hash), each response's entries in the item index (a hash of
 -- space-separated item ids), each response's expiry time in ms (a sorted set) and the item
--- index itself (a hash: item id -> response id). A response's own keys are tagged with the
--- account and the response, so a script that writes both spans two slots of a Redis Cluster,
--- as the quota settle script's usage record already does.
+-- index itself (a hash: item id -> response id). A response's own keys carry the same tag, so
+-- a script that writes both touches one slot of a Redis Cluster.
 local RESPONSE_OVERHEAD = 256 -- as edge/store/responses.py counts it
 local ITEM_OVERHEAD = 64
 local COLLECT_MAX = 4096 -- expired responses forgotten in one call; the next call goes on

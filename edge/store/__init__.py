@@ -6,11 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
-
 from edge.store.audit import AuditLog, MemoryAudit, RedisAudit
 from edge.store.base import (
     IdentityStore,
@@ -19,6 +14,7 @@ from edge.store.base import (
     StoreTimeout,
     StoreUnavailable,
 )
+from edge.store.clients import Client, client_for, drop_idle
 from edge.store.driver import DRIVER_ERRORS, translated
 from edge.store.memory import LocalInvalidation, MemoryIdentity
 from edge.store.quota import QuotaStore
@@ -29,6 +25,8 @@ from edge.store.redis_pubsub import RedisInvalidation
 from edge.store.responses import MemoryResponses, ResponseStore
 from edge.store.responses_jobs import JobQueue, MemoryJobs, RedisJobs
 from edge.store.responses_redis import RedisResponses
+from edge.store.slots import check_slots
+from edge.store.urls import parse_store_url
 from edge.store.usage import MemoryUsage, RedisUsage, UsageStore
 
 __all__ = [
@@ -51,7 +49,7 @@ class Store:
     usage: UsageStore
     responses: ResponseStore
     jobs: JobQueue
-    redis: Redis | None = None
+    redis: Client | None = None
     quota: QuotaStore = field(default_factory=MemoryQuota)
     audit: AuditLog = field(default_factory=MemoryAudit)
 
@@ -74,26 +72,12 @@ class Store:
         once more on its first use (connections in use are left to their calls)."""
         if self.redis is not None:
             with translated():
-                await self.redis.connection_pool.disconnect(inuse_connections=False)
+                await drop_idle(self.redis)
 
 
-# redis-py's "auto" maintenance notifications (a Redis Cloud feature) switch off the pool's
-# check that a connection is still open before it is handed out: after a Redis restart each
-# pooled connection then failed the first call made on it, seconds or minutes later.
-NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
-
-
-def redis_client(url: str, timeout: float, max_connections: int = 256) -> Redis:
+def redis_client(url: str, timeout: float, max_connections: int = 256) -> Client:
     """A pooled client that fails fast: a short timeout and no silent retries."""
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=max_connections,
-        health_check_interval=30,
-        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
-    )
+    return client_for(parse_store_url(url), timeout, timeout, max_connections)
 
 
 @contextlib.asynccontextmanager
@@ -111,29 +95,24 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
             quota=MemoryQuota(usage),
         )
         return
-    redis = redis_client(url, redis_timeout)
-    subscriber = Redis.from_url(
-        url,
-        socket_connect_timeout=max(redis_timeout, 1.0),
-        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
-    )
+    target = parse_store_url(url)
+    redis = client_for(target, redis_timeout, redis_timeout)
+    # The subscriber waits for messages: no socket timeout, and no health checks to interleave.
+    subscriber = client_for(target, None, max(redis_timeout, 1.0), 4, 0)
     invalidation = RedisInvalidation(redis, subscriber)
-    invalidation.start()
     # Blocking reads (event log tails, the job queue) wait up to a few seconds: their own pool.
-    blocking = Redis.from_url(
-        url,
-        socket_timeout=30.0,
-        socket_connect_timeout=max(redis_timeout, 1.0),
-        retry=Retry(NoBackoff(), 0),  # a failed blocking read is the caller's to retry
-        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
-    )
+    blocking = client_for(target, 30.0, max(redis_timeout, 1.0))
     try:
+        if target.mode == "cluster":
+            # Every script's keys must hash to one slot: refuse to start otherwise.
+            check_slots()
+        invalidation.start()
         yield Store(
             url=url,
             identity=RedisIdentity(redis),
             invalidation=invalidation,
             usage=RedisUsage(redis),
-            responses=RedisResponses(redis, blocking),
+            responses=RedisResponses(redis, blocking, legacy=target.mode != "cluster"),
             jobs=RedisJobs(redis, blocking),
             redis=redis,
             quota=RedisQuota(redis),

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from redis.asyncio import Redis
 
+from edge.store.clients import Client
 from edge.store.driver import DriverBacked
 
 AUDIT = "edge:audit"
@@ -78,7 +78,7 @@ class MemoryAudit:
 class RedisAudit(DriverBacked):
     """The log as a Redis Stream: ids are increasing and shared by every replica."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._r = redis
 
     async def append(self, entry: AuditEntry) -> str:

@@ -11,8 +11,8 @@ import inspect
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, ParamSpec, TypeVar
 
+from redis.exceptions import ClusterDownError, RedisClusterUnreachableError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.store.base import StoreDisconnected, StoreTimeout, StoreUnavailable
@@ -22,6 +22,15 @@ R = TypeVar("R")
 
 # OSError: a socket failure that redis-py let through unwrapped (TimeoutError included).
 DRIVER_ERRORS = (RedisError, OSError)
+# A cluster without a master for a slot (mid-failover), or with no node reachable, is as
+# unreachable as a dropped connection; a Sentinel without a master (MasterNotFoundError) is a
+# ConnectionError already.
+_UNREACHABLE = (
+    RedisConnectionError,
+    ConnectionError,
+    ClusterDownError,
+    RedisClusterUnreachableError,
+)
 
 
 def translate(exc: BaseException) -> StoreUnavailable:
@@ -29,7 +38,7 @@ def translate(exc: BaseException) -> StoreUnavailable:
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, RedisTimeoutError | TimeoutError):
         return StoreTimeout(reason)
-    if isinstance(exc, RedisConnectionError | ConnectionError):
+    if isinstance(exc, _UNREACHABLE):
         return StoreDisconnected(reason)
     return StoreUnavailable(reason)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
+from edge.store.clients import Client
 from edge.store.driver import DriverBacked
 from edge.store.quota import (
     SETTLED_KEEP_SECONDS,
@@ -52,7 +53,7 @@ def _sliding(window: Window, now_ms: int) -> tuple[str, str, int, int]:
 class RedisQuota(DriverBacked):
     """The Redis implementation of QuotaStore."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._r = redis
         # Calls that come due while one is in flight share the next round trip.
         self._reserve = Batched(Script(redis, "quota_reserve.lua"), redis)
@@ -165,7 +166,13 @@ class RedisQuota(DriverBacked):
     async def open_reservations(self, account: str) -> int:
         """Open reservations of an account."""
         pattern = reservation_key(account, "*").replace("{", "\\{").replace("}", "\\}")
-        keys = [k async for k in self._r.scan_iter(match=pattern, count=1000)]
+        if isinstance(self._r, RedisCluster):
+            # The account's keys share a slot: scan the node that holds it, not every node.
+            node = self._r.get_node_from_key(reservation_key(account, ""))
+            found = self._r.scan_iter(match=pattern, count=1000, target_nodes=node)
+        else:
+            found = self._r.scan_iter(match=pattern, count=1000)
+        keys = [k async for k in found]
         values = await self._r.mget(keys) if keys else []
         return sum(1 for v in values if v is not None and v != b"settled")
 

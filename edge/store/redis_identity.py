@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from edge.store.base import PAGE, AlreadyExists
+from edge.store.clients import Client
 from edge.store.driver import DriverBacked
 from edge.store.records import Account, Branch, KeyRecord
 
@@ -15,7 +15,8 @@ ACCOUNT = "edge:acct:"
 BRANCHES = "edge:branches:"  # hash per account: branch id -> JSON
 KEY = "edge:key:"
 # Listings page through index sorted sets (every score 0, so ordered by id: a cursor is the last
-# id seen), never through a scan of the keyspace.
+# id seen), never through a scan of the keyspace. On a Redis Cluster each index is one key on one
+# node; they change only when an admin creates an account or a key, never on a client's call.
 ACCOUNTS_INDEX = "edge:idx:accts"
 KEYS_INDEX = "edge:idx:keys"
 ACCOUNT_KEYS_INDEX = "edge:idx:acctkeys:"  # per account
@@ -33,7 +34,7 @@ def _text(value: bytes | str) -> str:
 class RedisIdentity(DriverBacked):
     """The Redis implementation of IdentityStore."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._r = redis
         self._indexed = False  # this process has seen the indexes built
 
@@ -63,8 +64,16 @@ class RedisIdentity(DriverBacked):
         ids = await self._page(ACCOUNTS_INDEX, after, limit)
         if not ids:
             return []
-        raws = await self._r.mget([ACCOUNT + i for i in ids])
+        raws = await self._values([ACCOUNT + i for i in ids])
         return [Account.from_json(orjson.loads(r)) for r in raws if r]
+
+    async def _values(self, keys: list[str]) -> list[bytes | None]:
+        """GETs in one pipeline: the records are spread over a cluster's slots, where one MGET
+        may name keys of a single slot only (a cluster pipeline sends each node its part)."""
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
 
     async def _page(self, index: str, after: str | None, limit: int) -> list[str]:
         await self._build_indexes()
@@ -138,5 +147,5 @@ class RedisIdentity(DriverBacked):
         ids = await self._page(index, after, limit)
         if not ids:
             return []
-        raws = await self._r.mget([KEY + i for i in ids])
+        raws = await self._values([KEY + i for i in ids])
         return [KeyRecord.from_json(orjson.loads(r)) for r in raws if r]

@@ -14,9 +14,9 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from edge.store.clients import Client, drop_all
 from edge.store.driver import DriverBacked
 
 JOBS = "edge:resp:jobs"
@@ -111,7 +111,7 @@ def _job(entry: Any, taken_over: bool) -> Job | None:
 class RedisJobs(DriverBacked):
     """A Redis Stream read by one consumer group; every process is one consumer."""
 
-    def __init__(self, redis: Redis, blocking: Redis) -> None:
+    def __init__(self, redis: Client, blocking: Client) -> None:
         self._r = redis
         self._blocking = blocking  # a client whose socket timeout outlasts a blocking read
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -173,7 +173,9 @@ class RedisJobs(DriverBacked):
 
     async def done(self, job: Job) -> None:
         """Acknowledge and delete the job."""
-        pipe = self._r.pipeline(transaction=True)
+        # Not a MULTI (a cluster pipeline has none): a deleted entry left pending is acked by
+        # the next take, which XAUTOCLAIM tells of it.
+        pipe = self._r.pipeline(transaction=False)
         pipe.xack(JOBS, GROUP, job.token)
         pipe.xdel(JOBS, job.token)
         await pipe.execute()
@@ -188,4 +190,4 @@ class RedisJobs(DriverBacked):
         """Close the blocking connections: a blocked read fails at once instead of being
         cancelled (a cancelled Redis call can leave its connection unusable)."""
         self._woken = True
-        await self._blocking.connection_pool.disconnect()
+        await drop_all(self._blocking)

@@ -1,7 +1,10 @@
 """Stored responses in Redis: a hash per response and a Stream as its event log, and per
 account the accounting of the bytes they hold and the index of their items.
 
-Both keys of a response share a hash tag, so reading a response works on Redis Cluster too.
+A response's keys carry its account's hash tag, as the account's accounting does: every script
+that writes a response also counts its bytes, in one slot of a Redis Cluster. (Earlier releases
+tagged a response with its account and id; on one server those are still read, deleted and
+finished, so nothing stored before an upgrade is lost.)
 Every write is one script (`edge/lua/responses_*.lua`, with the shared functions of
 `responses_lib.lua`) that also counts the bytes it stores against the account, so the count
 moves with the data, all or nothing.
@@ -13,8 +16,8 @@ from collections.abc import Collection
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
+from edge.store.clients import Client
 from edge.store.driver import DriverBacked
 from edge.store.responses import (
     Change,
@@ -33,9 +36,19 @@ _STORED = "edge:stored:"
 _LIB = "responses_lib.lua"
 
 
-def _keys(account: str, response_id: str) -> tuple[str, str]:
+def response_keys(account: str, response_id: str) -> tuple[str, str]:
+    """A response's record hash and event log, in its account's slot."""
+    key = f"{_PREFIX}{{{account}}}:{response_id}"
+    return key, f"{key}:log"
+
+
+def legacy_keys(account: str, response_id: str) -> tuple[str, str]:
+    """Where earlier releases kept a response (a slot of its own)."""
     tag = f"{{{account}/{response_id}}}"
     return f"{_PREFIX}{tag}", f"{_PREFIX}{tag}:log"
+
+
+MISSING = -2  # the append script's answer for a response that is not there
 
 
 def accounting_keys(account: str) -> list[str]:
@@ -68,8 +81,11 @@ def _bounds(room: Room | None) -> tuple[int, int]:
 class RedisResponses(DriverBacked):
     """The Redis implementation of ResponseStore."""
 
-    def __init__(self, redis: Redis, blocking: Redis) -> None:
+    def __init__(self, redis: Client, blocking: Client, legacy: bool = True) -> None:
         self._r = redis
+        # Also look for responses where earlier releases kept them: one server only, since no
+        # earlier release ran on a cluster (where the two layouts' keys share no slot).
+        self._legacy = legacy
         self._blocking = blocking  # a client whose socket timeout outlasts a blocking read
         self._create = Script(redis, "responses_create.lua", prelude=_LIB)
         self._append = Script(redis, "responses_append.lua", prelude=_LIB)
@@ -105,13 +121,15 @@ class RedisResponses(DriverBacked):
             *log,
             *item_ids(record, unindexed),
         ]
-        keys = [*_keys(record.account, record.id), *accounting_keys(record.account)]
+        keys = [*response_keys(record.account, record.id), *accounting_keys(record.account)]
         return int(await self._create(keys, args))
 
     async def get(self, account: str, response_id: str) -> StoredResponse | None:
         """One record."""
-        key, _ = _keys(account, response_id)
-        raw: list[Any] = await self._r.hmget(key, ["record", "response", "status", "attempt"])
+        fields = ["record", "response", "status", "attempt"]
+        raw: list[Any] = await self._r.hmget(response_keys(account, response_id)[0], fields)
+        if raw[0] is None and self._legacy:
+            raw = await self._r.hmget(legacy_keys(account, response_id)[0], fields)
         if raw[0] is None:
             return None
         data = orjson.loads(raw[0])
@@ -122,8 +140,13 @@ class RedisResponses(DriverBacked):
 
     async def delete(self, account: str, response_id: str) -> bool:
         """Remove a record and its log, giving its bytes back."""
-        keys = [*_keys(account, response_id), *accounting_keys(account)]
-        return bool(int(await self._delete(keys, [response_id])))
+        keys = [*response_keys(account, response_id), *accounting_keys(account)]
+        removed = bool(int(await self._delete(keys, [response_id])))
+        if self._legacy:
+            # An earlier release's copy goes too, or a read would find it after this delete.
+            keys[:2] = legacy_keys(account, response_id)
+            removed = bool(int(await self._delete(keys, [response_id]))) or removed
+        return removed
 
     async def append(
         self,
@@ -151,18 +174,27 @@ class RedisResponses(DriverBacked):
             *items,
             *events,
         ]
-        keys = [*_keys(account, response_id), *accounting_keys(account)]
-        return int(await self._append(keys, args))
+        keys = [*response_keys(account, response_id), *accounting_keys(account)]
+        found = int(await self._append(keys, args))
+        if found == MISSING and self._legacy:
+            # A run an earlier release started finishes where it began.
+            keys[:2] = legacy_keys(account, response_id)
+            found = int(await self._append(keys, args))
+        return found
 
     async def events(
         self, account: str, response_id: str, after: int, wait: float
     ) -> list[tuple[int, bytes]]:
         """Events numbered above `after`, blocking up to `wait` seconds for the first."""
-        _, log = _keys(account, response_id)
+        _, log = response_keys(account, response_id)
         start = "0-0" if after < 0 else f"{after}-1"
+        streams: dict[Any, Any] = {log: start}
+        if self._legacy:
+            # One server: a single XREAD waits on both names; only one of them exists.
+            streams[legacy_keys(account, response_id)[1]] = start
         client = self._blocking if wait > 0 else self._r
         block = _ms(wait) if wait > 0 else None
-        replies: Any = await client.xread({log: start}, block=block)
+        replies: Any = await client.xread(streams, block=block)
         out: list[tuple[int, bytes]] = []
         for _stream, entries in replies or []:
             for entry_id, fields in entries:

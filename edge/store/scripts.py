@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from edge.store.clients import Client
 
 Call = tuple[list[str], list[str | int], "asyncio.Future[Any]"]
 
@@ -23,7 +24,7 @@ class Script:
     """A Lua script from `edge/lua`, run by EVALSHA; `prelude` names a file of functions the
     script uses, sent in front of it (Redis scripts cannot load one another)."""
 
-    def __init__(self, redis: Redis, name: str, prelude: str | None = None) -> None:
+    def __init__(self, redis: Client, name: str, prelude: str | None = None) -> None:
         self._r = redis
         lua = resources.files("edge").joinpath("lua")
         text = lua.joinpath(name).read_text("utf-8")
@@ -34,13 +35,13 @@ class Script:
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         """The script's reply."""
-        # execute_command is what evalsha calls, one wrapper less; redis-py leaves it untyped.
+        # execute_command is what evalsha calls, one wrapper less.
         run = self._r.execute_command
         try:
-            return await run("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await run("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             await self._r.script_load(self.text)
-            return await run("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            return await run("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 class Batched:
@@ -53,7 +54,7 @@ class Batched:
     Under load a call may wait for the send ahead of it, one round trip at most, and saves the
     gateway the CPU that the calls queued with it would each have cost."""
 
-    def __init__(self, script: Script, redis: Redis) -> None:
+    def __init__(self, script: Script, redis: Client) -> None:
         self._script = script
         self._r = redis
         self._busy = False

@@ -2,7 +2,9 @@
 
 A call's usage is written by the quota store's settle, in the same atomic step (and, on Redis,
 the same round trip) that charges its real tokens and cost; this module names the hashes and
-reads them back."""
+reads them back. Every hash carries its account's hash tag, as the quota keys the settle script
+also writes do, so that script touches one slot of a Redis Cluster. Earlier releases named the
+hashes without the tag: they are still read (and added in) until their retention ends."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
+import orjson
 
+from edge.store.clients import Client
 from edge.store.driver import DriverBacked
+from edge.store.redis_identity import KEY
 
 FIELDS = ("requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros")
 USAGE = "edge:usage:"
-DETAIL = "edge:usage:detail:"  # per account and day: '<key id>\t<model>\t<field>' -> count
+DETAIL = "detail"  # per account and day: '<key id>\t<model>\t<field>' -> count
 RETENTION_SECONDS = 90 * 86400  # unless the operator sets EDGE_USAGE_RETENTION_DAYS
 NO_KEY = "-"  # the key column of a call made without an API key (a JWT)
 
@@ -27,14 +31,33 @@ def day_of(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-def usage_key(scope: str, day: str) -> str:
-    """The hash of one scope's (`key:<id>`, `account:<id>`) counters for one day."""
-    return f"{USAGE}{scope}:{day}"
+def usage_key(scope: str, day: str, account: str | None) -> str:
+    """The hash of one scope's (`key:<id>`, `account:<id>`) counters for one day, in its
+    account's slot (an untagged name for a record that names no account)."""
+    if account is None:
+        return legacy_usage_key(scope, day)
+    return f"{USAGE}{{{account}}}:{scope}:{day}"
 
 
 def detail_key(account: str, day: str) -> str:
     """The hash of one account's counters per key and model for one day."""
-    return f"{DETAIL}{account}:{day}"
+    return f"{USAGE}{{{account}}}:{DETAIL}:{day}"
+
+
+def legacy_usage_key(scope: str, day: str) -> str:
+    """Where earlier releases kept a scope's counters (no hash tag)."""
+    return f"{USAGE}{scope}:{day}"
+
+
+def legacy_detail_key(account: str, day: str) -> str:
+    """Where earlier releases kept an account's detail counters (no hash tag)."""
+    return f"{USAGE}{DETAIL}:{account}:{day}"
+
+
+def scope_account(scope: str) -> str | None:
+    """The account an `account:<id>` scope names; None for any other scope."""
+    kind, _, ident = scope.partition(":")
+    return ident if kind == "account" and ident else None
 
 
 def split_detail(name: str) -> tuple[str, str, str] | None:
@@ -53,11 +76,22 @@ class UsageRecord:
     # (account, '<key id>\t<model>'): the call is also added to the account's detail hash.
     detail: tuple[str, str] | None = None
     retention_s: int = RETENTION_SECONDS
+    account: str | None = None  # the call's account; else the detail's or an account scope's
+
+    @property
+    def owner(self) -> str | None:
+        """The account whose slot the record's hashes are in."""
+        if self.account is not None:
+            return self.account
+        if self.detail is not None:
+            return self.detail[0]
+        found = (scope_account(scope) for scope in self.scopes)
+        return next((a for a in found if a is not None), None)
 
     @property
     def keys(self) -> list[str]:
         """The hashes the record adds to (the detail hash last)."""
-        keys = [usage_key(scope, self.day) for scope in self.scopes]
+        keys = [usage_key(scope, self.day, self.owner) for scope in self.scopes]
         if self.detail is not None:
             keys.append(detail_key(self.detail[0], self.day))
         return keys
@@ -96,7 +130,9 @@ class MemoryUsage:
                     field = f"{prefix}\t{name}"
                     found[field] = found.get(field, 0) + value
 
-    async def days(self, scope: str, days: list[str]) -> dict[str, dict[str, int]]:
+    async def days(
+        self, scope: str, days: list[str], account: str | None = None
+    ) -> dict[str, dict[str, int]]:
         """Counters of one scope for the given days."""
         return {d: dict(self._data.get((scope, d), dict.fromkeys(FIELDS, 0))) for d in days}
 
@@ -108,29 +144,54 @@ class MemoryUsage:
 class RedisUsage(DriverBacked):
     """Reads the usage hashes (one per scope and day) that the settle script writes."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._r = redis
 
-    async def days(self, scope: str, days: list[str]) -> dict[str, dict[str, int]]:
-        """Counters of one scope for the given days."""
-        pipe = self._r.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(usage_key(scope, day))
-        rows = await pipe.execute()
+    async def _owner(self, scope: str) -> str | None:
+        """The account of a scope: named by it, or read from the key's record."""
+        found = scope_account(scope)
+        kind, _, ident = scope.partition(":")
+        if found is None and kind == "key":
+            raw = await self._r.get(KEY + ident)
+            owner = orjson.loads(raw).get("account") if raw else None
+            found = owner if isinstance(owner, str) else None
+        return found
+
+    async def days(
+        self, scope: str, days: list[str], account: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Counters of one scope for the given days (an earlier release's hashes added in)."""
+        owner = account or await self._owner(scope)
+        names = [legacy_usage_key(scope, day) for day in days]
+        if owner is not None:
+            names += [usage_key(scope, day, owner) for day in days]
+        rows = await self._hashes(names)
         out = {}
-        for day, row in zip(days, rows, strict=True):
+        for n, day in enumerate(days):
             bucket = dict.fromkeys(FIELDS, 0)
-            bucket.update({k.decode(): int(v) for k, v in row.items()})
+            for row in rows[n :: len(days)]:
+                for k, v in row.items():
+                    bucket[k] = bucket.get(k, 0) + v
             out[day] = bucket
         return out
 
     async def detail(self, account: str, days: list[str]) -> dict[str, dict[str, int]]:
         """One account's detail counters ('<key>\t<model>\t<field>' -> n) for the given days."""
+        names = [detail_key(account, day) for day in days]
+        rows = await self._hashes(names + [legacy_detail_key(account, day) for day in days])
+        out: dict[str, dict[str, int]] = {}
+        for n, day in enumerate(days):
+            merged: dict[str, int] = {}
+            for row in (rows[n], rows[n + len(days)]):
+                for k, v in row.items():
+                    merged[k] = merged.get(k, 0) + v
+            out[day] = merged
+        return out
+
+    async def _hashes(self, names: list[str]) -> list[dict[str, int]]:
+        """Each hash's fields, read in one pipeline (split per node on a cluster)."""
         pipe = self._r.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(detail_key(account, day))
+        for name in names:
+            pipe.hgetall(name)
         rows = await pipe.execute()
-        return {
-            day: {k.decode(): int(v) for k, v in row.items()}
-            for day, row in zip(days, rows, strict=True)
-        }
+        return [{k.decode(): int(v) for k, v in row.items()} for row in rows]

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.clock import Deadline
@@ -27,10 +28,11 @@ def redis_binary() -> str:
 class RedisServer:
     """One redis-server process."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="edge-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra = list(extra)  # more options: cluster mode, replicaof...
 
     @property
     def url(self) -> str:
@@ -54,6 +56,7 @@ class RedisServer:
                 self.dir,
                 "--protected-mode",
                 "no",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
