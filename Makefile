@@ -18,7 +18,8 @@ UV     := $(UV_DIR)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # --locked: refuse to install when pyproject.toml and uv.lock disagree (never re-resolve).
-SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop --extra otel
+SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop --extra otel --extra bedrock \
+        --extra vertex
 
 .PHONY: run test lint typecheck unit bench soak system-deps clean lock lock-check \
         install install-test install-bench

@@ -37,6 +37,7 @@ from edge.settings import Settings
 from edge.store import open_store
 from edge.tracing import tracing_from_env
 from edge.upstream.client import make_session
+from edge.upstream.signing import CREDENTIALS, ProviderCredentials
 
 # Settlements are bounded by the Redis client timeouts; this only caps a pathological wait.
 SETTLE_GRACE = 5.0
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=CHAIN, client_max_size=settings.body_limit)
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    app[CREDENTIALS] = ProviderCredentials()  # Bedrock and Vertex signers, made at first use
     app[METRICS] = Metrics(settings.metrics_dir)
     install_parse_slots(app)  # large bodies are read and parsed a few at a time per process
     app[LIFECYCLE].inflight.on_stream = app[METRICS].stream_delta

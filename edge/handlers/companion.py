@@ -17,6 +17,7 @@ from edge.handlers.translated import json_bytes
 from edge.routing import Route
 from edge.translate.upstream import UpstreamContext
 from edge.translate.upstream_http import Forwarded
+from edge.upstream.signing import CREDENTIALS
 from edge.upstream.wire import WireSpec
 from edge.usage import Usage
 
@@ -37,6 +38,7 @@ def upstream_context(request: web.Request, ctx: RequestContext, route: Route) ->
         timeouts=settings.timeouts,
         body_limit=settings.upstream_body_limit,
         admitted=ctx.reservation,
+        credentials=request.app[CREDENTIALS],
     )
 
 

@@ -23,6 +23,7 @@ from edge.translate import neutral as n
 from edge.translate.adapters import adapter_for
 from edge.translate.upstream import UpstreamContext
 from edge.upstream.client import interrupted
+from edge.upstream.signing import CREDENTIALS
 
 log = logging.getLogger(__name__)
 FAILED = "The gateway failed to process the request."
@@ -75,6 +76,7 @@ async def serve(
         timeouts=settings.timeouts,
         body_limit=settings.upstream_body_limit,
         admitted=ctx.reservation,
+        credentials=request.app[CREDENTIALS],
     )
     adapter = adapter_for(route)
     if not req.stream:

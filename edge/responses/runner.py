@@ -32,6 +32,7 @@ from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted, open_upstream, read_error_body
 from edge.upstream.endpoints import responses_url
 from edge.upstream.errors import upstream_error
+from edge.upstream.signing import CREDENTIALS
 from edge.usage import from_openai_responses
 
 CUT = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError, SSEError)
@@ -72,7 +73,12 @@ async def _neutral(
 ) -> None:
     settings = app[SETTINGS]
     up = UpstreamContext(
-        app[HTTP], route, settings.timeouts, settings.upstream_body_limit, admitted_of(run_log)
+        app[HTTP],
+        route,
+        settings.timeouts,
+        settings.upstream_body_limit,
+        admitted_of(run_log),
+        credentials=app[CREDENTIALS],
     )
     events = ResponsesEvents(shell, announce=False)
     req = to_neutral_request(shell.params, items, route.model.upstream, stream=True)

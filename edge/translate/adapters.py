@@ -9,6 +9,7 @@ from types import MappingProxyType
 from edge.errors import GatewayError
 from edge.routing import Route
 from edge.translate.anthropic_upstream import AnthropicUpstream
+from edge.translate.bedrock_upstream import BedrockUpstream
 from edge.translate.chat_upstream import ChatUpstream
 from edge.translate.gemini_upstream import GeminiUpstream
 from edge.translate.responses_upstream import ResponsesUpstream
@@ -23,6 +24,7 @@ ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType(
         "messages": AnthropicUpstream,
         "gemini": GeminiUpstream,
         "responses": ResponsesUpstream,
+        "converse": BedrockUpstream,
     }
 )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
+from edge.errors import GatewayError
 from edge.routing import Route
 from edge.settings import Timeouts
 from edge.translate import local_echo
@@ -17,6 +18,10 @@ from edge.upstream.client import require_admitted
 
 if TYPE_CHECKING:  # a type only: adapters stay clear of the quota store
     from edge.quota.reservation import Reservation
+    from edge.upstream.signing import ProviderCredentials, Signer
+
+
+NO_SIGNER = "This call cannot carry its provider's credentials."
 
 
 @dataclass(slots=True)
@@ -36,6 +41,16 @@ class UpstreamContext:
     timeouts: Timeouts
     body_limit: int
     admitted: Reservation | None  # the call's reservation: without one no model is called
+    # The process's signers (Bedrock, Vertex); a provider that needs one fails closed without.
+    credentials: ProviderCredentials | None = None
+
+    def signer(self) -> Signer | None:
+        """What adds this provider's credentials to a call, if its key is not a static header."""
+        if self.credentials is None:
+            if self.route.provider.kind in ("bedrock", "vertex"):
+                raise GatewayError(503, NO_SIGNER, code="provider_not_configured")
+            return None
+        return self.credentials.signer_for(self.route.provider)
 
 
 class ProviderAdapter(Protocol):

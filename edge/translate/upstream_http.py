@@ -37,7 +37,13 @@ async def post_json(
 ) -> AsyncIterator[tuple[aiohttp.ClientResponse, Forwarded]]:
     """POST a JSON body; an error status becomes the client's error, with rate-limit headers."""
     async with open_upstream(
-        up.session, url, orjson.dumps(body), headers, up.timeouts, admitted=up.admitted
+        up.session,
+        url,
+        orjson.dumps(body),
+        headers,
+        up.timeouts,
+        admitted=up.admitted,
+        signer=up.signer(),
     ) as resp:
         passed = forwarded(resp.headers.items())
         if resp.status >= 400:

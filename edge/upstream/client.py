@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from yarl import URL
 
 from edge.errors import GatewayError
 from edge.settings import Timeouts
@@ -16,6 +17,7 @@ from edge.tracing import note_status, provider_call
 
 if TYPE_CHECKING:  # a type only: adapters stay clear of the quota store
     from edge.quota.reservation import Reservation
+    from edge.upstream.signing import Signer
 
 UNREACHABLE = "The upstream provider could not be reached. Retry the request."
 TIMED_OUT = "The upstream provider did not answer in time."
@@ -94,10 +96,12 @@ async def open_upstream(
     *,
     admitted: Reservation | None,
     method: str = "POST",
+    signer: Signer | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Send a request and yield the response once its headers arrive; map transport failures.
-    `admitted` is the call's reservation: without one nothing is sent."""
+    `admitted` is the call's reservation: without one nothing is sent. A `signer` adds the
+    provider's credentials (a SigV4 signature, an OAuth token) to the headers as sent."""
     require_admitted(admitted)
     current = session.timeout
     if current.sock_read != timeouts.idle or current.connect != timeouts.connect:
@@ -105,7 +109,12 @@ async def open_upstream(
     with provider_call(method, url, headers) as (span, sent):
         try:
             async with asyncio.timeout(timeouts.headers):
-                response = await session.request(method, url, data=body, headers=sent, **kwargs)
+                target: str | URL = url
+                if signer is not None:  # last: a signature covers the trace headers too
+                    sent = await signer.sign(method, url, body, sent)
+                    # Sent exactly as signed: yarl would otherwise decode `%3A` in a path.
+                    target = URL(url, encoded=True)
+                response = await session.request(method, target, data=body, headers=sent, **kwargs)
         except TimeoutError as exc:
             raise GatewayError(504, TIMED_OUT, code="upstream_timeout") from exc
         except aiohttp.ClientError as exc:

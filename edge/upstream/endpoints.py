@@ -51,3 +51,9 @@ def responses_url(provider: Provider) -> str:
     if root is not None:
         return f"{root}/openai/responses?{_version(provider)}"
     return f"{_openai_root(provider)}/responses"
+
+
+def converse_url(provider: Provider, model: str, stream: bool) -> str:
+    """Bedrock's Converse (or ConverseStream) for a model id, inference profile id or ARN."""
+    method = "converse-stream" if stream else "converse"
+    return f"{provider.base_url}/model/{path_part(model)}/{method}"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,9 @@ class FakeUpstream:
         self.peak_active = 0
         self.port = free_port()
         self._runner: web.AppRunner | None = None
+        # Checks a request's credentials as the provider would (a SigV4 signature, a bearer it
+        # issued): a message refuses it with 403, None lets the scenario answer.
+        self.authorize: Callable[[web.Request, bytes], str | None] | None = None
 
     @property
     def url(self) -> str:
@@ -104,6 +108,9 @@ class FakeUpstream:
             body = None
         seen = Seen(request.path_qs, dict(request.headers), body, raw, stamp())
         self.requests.append(seen)
+        refused = self.authorize(request, raw) if self.authorize is not None else None
+        if refused is not None:
+            return web.json_response({"message": refused}, status=403)
         if self.queue:
             scenario = self.queue.popleft()
         else:

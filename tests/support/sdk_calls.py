@@ -176,7 +176,8 @@ async def _gemini(base_url: str, key: str, model: str, stream: bool, tools: bool
     out = SdkAnswer()
     for chunk in chunks:
         for candidate in chunk.candidates or []:
-            out.stop = str(candidate.finish_reason or out.stop)
+            if candidate.finish_reason is not None:
+                out.stop = candidate.finish_reason.value
             for part in (candidate.content.parts if candidate.content else None) or []:
                 if part.thought:
                     out.reasoning += part.text or ""
