@@ -68,13 +68,15 @@ class BudgetAlerts:
         key = await self._identity.key(reservation.key_id) if reservation.key_id else None
         plan = self._quota.plan(account, key)
         now = time.time()
-        counters = plan.demand(_NO_CALL, now).counters
-        if not counters:
+        if not plan.counters:
             return
         thresholds = {s.name: s.rules.alert_thresholds for s in plan.scopes}
         try:
-            used, _ = await self._quota.store.quota.read([c.hold.key for c in counters], [])
-            for counter, value in zip(counters, used, strict=True):
+            counters = plan.demand(_NO_CALL, now, await self._quota.priors.of(plan, now)).counters
+            today, _ = await self._quota.store.quota.read([c.hold.key for c in counters], [])
+            for counter, value in zip(
+                counters, (t + c.prior for t, c in zip(today, counters, strict=True)), strict=True
+            ):
                 limit = counter.rule.limit
                 ratio = value / limit if limit else 0.0
                 self._metrics.budget_used(account.id, counter.scope, counter.rule.field, ratio)
@@ -83,7 +85,7 @@ class BudgetAlerts:
                 wanted = thresholds.get(counter.scope) or DEFAULT_THRESHOLDS
                 for threshold in reached(value, limit, wanted):
                     claim = claim_key(counter.hold.key, threshold)
-                    if await self._claim(claim, counter.hold.expires_at, now):
+                    if await self._claim(claim, counter.ends or counter.hold.expires_at, now):
                         body = _payload(reservation, counter, value, threshold, now)
                         self._send(body)
         except StoreUnavailable as exc:
@@ -159,5 +161,5 @@ def _payload(
         "threshold": threshold,
         "used": used / scale,
         "limit": rule.limit / scale,
-        "resets_at": int(counter.hold.expires_at),
+        "resets_at": int(counter.ends or counter.hold.expires_at),
     }

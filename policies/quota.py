@@ -13,7 +13,9 @@ from policies.access import ACCESS_FIELDS, AccessError, validate_access
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 STRATEGIES: tuple[Strategy, ...] = ("moving-window", "sliding-window-counter")
-Period = Literal["second", "minute", "hour", "day", "week", "month"]
+Period = Literal["second", "minute", "hour", "day", "week", "month", "rolling_7d", "rolling_30d"]
+# Rolling budgets: the last N days, today included (in the budget's time zone), counted per day.
+ROLLING_DAYS: dict[str, int] = {"rolling_7d": 7, "rolling_30d": 30}
 CounterKind = Literal["tokens", "cost"]
 
 # Request-rate limits (counted by the `limits` library): field -> window.
@@ -30,11 +32,15 @@ TOKEN_FIELDS: dict[str, Period] = {
     "tokens_per_day": "day",
     "tokens_per_week": "week",
     "tokens_per_month": "month",
+    "tokens_per_7_days": "rolling_7d",
+    "tokens_per_30_days": "rolling_30d",
 }
 COST_FIELDS: dict[str, Period] = {
     "cost_per_day_usd": "day",
     "cost_per_week_usd": "week",
     "cost_per_month_usd": "month",
+    "cost_per_7_days_usd": "rolling_7d",
+    "cost_per_30_days_usd": "rolling_30d",
 }
 # Stored responses of an account (records, input and output items, event logs): the bytes they
 # may hold in all, and the bytes one of them may hold. Counted per account only.
@@ -95,9 +101,13 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "tokens_per_day": ("tokens per day", "tpd"),
     "tokens_per_week": ("tokens per week", "tpw"),
     "tokens_per_month": ("tokens per month", "tpmo"),
+    "tokens_per_7_days": ("tokens in any 7 days", "tp7d"),
+    "tokens_per_30_days": ("tokens in any 30 days", "tp30d"),
     "cost_per_day_usd": ("USD of cost budget per day", "cpd"),
     "cost_per_week_usd": ("USD of cost budget per week", "cpw"),
     "cost_per_month_usd": ("USD of cost budget per month", "cpmo"),
+    "cost_per_7_days_usd": ("USD of cost budget in any 7 days", "cp7d"),
+    "cost_per_30_days_usd": ("USD of cost budget in any 30 days", "cp30d"),
     "max_concurrent": ("concurrent requests", "conc"),
     "storage_bytes": ("bytes of stored responses", "stb"),
 }

@@ -11,10 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from policies.catalog import Endpoint, Model
-from policies.quota import Period, Rules
+from policies.quota import ROLLING_DAYS, Period, Rules
 
 PERIOD_SECONDS: dict[Period, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-CALENDAR = ("day", "week", "month")  # windows that follow a calendar in a time zone
+# Windows that follow a calendar in a time zone (a rolling budget is counted per day).
+CALENDAR = ("day", "week", "month", *ROLLING_DAYS)
 # Where each client API puts its output cap: the fields its adapter reads and its provider gets
 # (a passthrough sends them as they are). Chat has two, both still accepted by OpenAI-compatible
 # servers: OpenAI refuses a body with both, a server that takes both honours one of them, our
@@ -137,7 +138,7 @@ def window(period: Period, now: float, timezone: str = "UTC") -> tuple[str, floa
         return str(bucket), float((bucket + 1) * length)
     zone = dt.UTC if timezone == "UTC" else ZoneInfo(timezone)
     day = dt.datetime.fromtimestamp(now, zone).date()
-    if period == "day":
+    if period == "day" or period in ROLLING_DAYS:
         start, end = day, day + dt.timedelta(days=1)
         name = start.isoformat()
     elif period == "week":
@@ -153,8 +154,21 @@ def window(period: Period, now: float, timezone: str = "UTC") -> tuple[str, floa
     return (name if timezone == "UTC" else f"{name}@{timezone}"), float(boundary)
 
 
+def earlier_days(period: Period, now: float, timezone: str = "UTC") -> list[str]:
+    """The buckets of a rolling budget's earlier days (all but today's), newest first."""
+    today = window("day", now, timezone)[0]
+    day = dt.date.fromisoformat(today.split("@")[0])
+    suffix = today[10:]  # "@<zone>" outside UTC
+    return [
+        (day - dt.timedelta(days=n)).isoformat() + suffix
+        for n in range(1, ROLLING_DAYS.get(period, 1))
+    ]
+
+
 def period_length(period: Period, now: float) -> int:
     """A window's length in seconds (a month's is the current month's)."""
+    if period in ROLLING_DAYS:
+        return ROLLING_DAYS[period] * 86400
     if period == "week":
         return 7 * 86400
     if period != "month":

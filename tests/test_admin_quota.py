@@ -53,7 +53,7 @@ async def test_validation_names_the_field(gateway: Live) -> None:
     tenant = await gateway.tenant()
     cases = [
         (f"/keys/{tenant.key_id}/quota", {"requests_per_minute": -1}, "requests_per_minute"),
-        (f"/keys/{tenant.key_id}/quota", {"tokens_per_week": 1}, "tokens_per_week"),
+        (f"/keys/{tenant.key_id}/quota", {"tokens_per_fortnight": 1}, "tokens_per_fortnight"),
         (f"/accounts/{tenant.account}/plan", {"plan": "gold"}, "plan"),
         (f"/keys/{tenant.key_id}/plan", {"plan": 3}, "plan"),
     ]

@@ -16,6 +16,7 @@ from edge.quota.backlog import Backlog
 from edge.quota.decision import Admission, admitted_states, refusal
 from edge.quota.demand import Demand, QuotaPlan
 from edge.quota.outage import Outage
+from edge.quota.priors import Priors
 from edge.quota.reservation import Reservation
 from edge.quota.settlement import Settlement
 from edge.store import Store, StoreTimeout, StoreUnavailable
@@ -52,8 +53,10 @@ class Admitter:
         settlement: Settlement,
         lease: float,
         timeout: float,
+        priors: Priors | None = None,
     ) -> None:
         self._store = store
+        self._priors = priors or Priors(store)
         self._outage = outage
         self._backlog = backlog
         self._settlement = settlement
@@ -76,7 +79,11 @@ class Admitter:
         endpoint = ctx.routes[0].client_api if ctx.routes else None
         est = estimate(sent, payload, plan.estimate_rules, model, endpoint, generates)
         now = time.time()
-        demand = plan.demand(est, now)
+        try:
+            priors = await self._priors.of(plan, now)
+        except StoreUnavailable:
+            priors = {}  # the reservation below meets the same outage and its failure policy
+        demand = plan.demand(est, now, priors)
         reservation = Reservation(
             id=secrets.token_hex(12),
             account=account.id,

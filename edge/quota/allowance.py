@@ -7,8 +7,9 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from edge.quota.demand import Scope, build_demand
+from edge.quota.demand import Scope, quota_plan
 from edge.store import StoreTimeout
+from policies.quota import Rules
 from policies.quota_estimate import Estimate
 from policies.ratelimit import LimitState
 
@@ -37,10 +38,11 @@ async def allowance(
 ) -> tuple[list[dict[str, Any]], int]:
     """(one row per limit, calls in flight in the first scope)."""
     now = time.time()
-    demand = build_demand(account, scopes, _NO_CALL, now)
+    plan = quota_plan(account, scopes, Rules())
     store = service.store.quota
     try:
         async with asyncio.timeout(max(service.timeout * 5, 0.5)):
+            demand = plan.demand(_NO_CALL, now, await service.priors.of(plan, now))
             windows = await store.read_windows(demand.windows)
             values, counts = await store.read(
                 [c.hold.key for c in demand.counters], [s.slot.key for s in demand.slots]
@@ -52,7 +54,8 @@ async def allowance(
         state = check.state(found.remaining, found.reset)
         rows.append(_row(check.rule.field, state, check.rule.limit - found.remaining))
     for counter, value in zip(demand.counters, values, strict=True):
-        rows.append(_row(counter.rule.field, counter.state(value, now), value))
+        state = counter.state(value, now)
+        rows.append(_row(counter.rule.field, state, value + counter.prior))
     for slot, count in zip(demand.slots, counts, strict=True):
         if slot.slot.limit is not None:
             state = slot.state(count)

@@ -3,11 +3,12 @@ slots of each scope (the key, then its account), built from the effective rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge.store.quota import Hold, Slot, Window, counter_key, slots_key, window_key
-from policies.quota import CounterRule, RequestRule, Rules, describe
-from policies.quota_estimate import Estimate, period_length, window
+from policies.quota import ROLLING_DAYS, CounterRule, RequestRule, Rules, describe
+from policies.quota_estimate import Estimate, earlier_days, period_length, window
 from policies.ratelimit import LimitState
 
 
@@ -45,23 +46,27 @@ class RateCheck:
 
 @dataclass(frozen=True, slots=True)
 class CounterCheck:
-    """One token or cost limit, with the hold this call places on it."""
+    """One token or cost limit, with the hold this call places on it. A rolling budget holds
+    on today's counter, against its limit less `prior`, what its earlier days used."""
 
     scope: str
     rule: CounterRule
     hold: Hold
     length: int
+    prior: int = 0
+    ends: float = 0.0  # when room comes back: the window's end (a rolling budget's: tonight)
 
     def state(self, used: int, now: float) -> LimitState:
-        """This limit's state once `used` is counted."""
+        """This limit's state once `used` (of the hold's counter) is counted."""
         description, token = describe(self.rule.field)
+        total = used + self.prior
         return LimitState(
             policy=f"{self.scope}-{token}",
             description=description,
             limit=self.rule.limit,
-            remaining=max(0, self.rule.limit - used),
+            remaining=max(0, self.rule.limit - total),
             window=self.length,
-            reset=max(0.0, self.hold.expires_at - now),
+            reset=max(0.0, (self.ends or self.hold.expires_at) - now),
             scope=self.scope,
             kind=self.rule.kind,
         )
@@ -131,18 +136,42 @@ class QuotaPlan:
     counters: tuple[CounterPlan, ...]
     slots: tuple[SlotCheck, ...]
 
-    def demand(self, estimate: Estimate, now: float) -> Demand:
-        """The checks of one call."""
+    def demand(
+        self, estimate: Estimate, now: float, priors: Mapping[str, int] | None = None
+    ) -> Demand:
+        """The checks of one call; `priors`: what each rolling budget's earlier days used, by
+        its counter's key (see `earlier_keys`)."""
         counters = []
         for plan in self.counters:
             rule = plan.rule
             bucket, end = window(rule.period, now, plan.timezone)
             amount = estimate.tokens if rule.kind == "tokens" else estimate.cost_micros
             key = counter_key(self.account, plan.ident, rule.field, bucket)
-            hold = Hold(key=key, amount=amount, limit=rule.limit, expires_at=end)
             length = period_length(rule.period, now)
-            counters.append(CounterCheck(plan.scope, rule, hold, length))
+            days = ROLLING_DAYS.get(rule.period)
+            if days is None:
+                hold = Hold(key=key, amount=amount, limit=rule.limit, expires_at=end)
+                counters.append(CounterCheck(plan.scope, rule, hold, length))
+                continue
+            prior = (priors or {}).get(key, 0)
+            # Today's counter is kept while it is one of the budget's days.
+            kept = end + (days - 1) * 86400
+            hold = Hold(key=key, amount=amount, limit=max(0, rule.limit - prior), expires_at=kept)
+            counters.append(CounterCheck(plan.scope, rule, hold, length, prior, end))
         return Demand(estimate, list(self.rates), counters, list(self.slots))
+
+    def earlier_keys(self, now: float) -> dict[str, list[str]]:
+        """Per rolling budget, today's counter key and the keys of its earlier days."""
+        out: dict[str, list[str]] = {}
+        for plan in self.counters:
+            rule = plan.rule
+            if rule.period not in ROLLING_DAYS:
+                continue
+            today = window(rule.period, now, plan.timezone)[0]
+            days = earlier_days(rule.period, now, plan.timezone)
+            key = counter_key(self.account, plan.ident, rule.field, today)
+            out[key] = [counter_key(self.account, plan.ident, rule.field, d) for d in days]
+        return out
 
 
 def quota_plan(account: str, scopes: list[Scope], estimate_rules: Rules) -> QuotaPlan:
@@ -164,8 +193,3 @@ def quota_plan(account: str, scopes: list[Scope], estimate_rules: Rules) -> Quot
     return QuotaPlan(
         account, tuple(scopes), estimate_rules, tuple(rates), tuple(counters), tuple(slots)
     )
-
-
-def build_demand(account: str, scopes: list[Scope], estimate: Estimate, now: float) -> Demand:
-    """The checks of every scope for one call."""
-    return quota_plan(account, scopes, Rules()).demand(estimate, now)

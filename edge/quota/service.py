@@ -23,6 +23,7 @@ from edge.quota.demand import QuotaPlan, Scope
 from edge.quota.denials import ACCOUNT_BLOCKED
 from edge.quota.outage import Outage
 from edge.quota.plan_cache import PlanCache
+from edge.quota.priors import Priors
 from edge.quota.reservation import Reservation
 from edge.quota.settlement import Settlement
 from edge.settings import QuotaSettings
@@ -58,6 +59,7 @@ class QuotaService:
         self._backlog = Backlog()
         retention = self.settings.usage_retention_days * 86400
         self._settlement = Settlement(store, self._outage, self._backlog, catalog, retention)
+        self.priors = Priors(store)
         self._admitter = Admitter(
             store,
             self._outage,
@@ -65,6 +67,7 @@ class QuotaService:
             self._settlement,
             lease=self.settings.reservation_ttl,
             timeout=redis_timeout,
+            priors=self.priors,
         )
 
     @property
