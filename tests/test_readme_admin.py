@@ -53,6 +53,8 @@ def test_the_curl_example_creates_an_account_a_branch_and_a_key(url: str, tmp_pa
     account, branch, key, quota = answers
     assert account["id"] == "acct_acme"
     assert quota["effective"]["models"] == ["openai/*", "claude-*"], quota
+    assert quota["effective"]["alert_thresholds"] == [0.5, 0.8, 1.0], quota
+    assert quota["effective"]["budget_timezone"] == "Europe/Paris", quota
     assert branch["id"] == "br-prod"
     assert key["key"].startswith("ek_") and key["branch"] == "br-prod"
 
@@ -83,6 +85,7 @@ def test_the_command_line_example_runs_as_written(
     printed = outputs["usage --key"]
     assert header.split() in [line.split() for line in printed.splitlines()], printed
     assert re.search(r"^key\s+requests_per_minute\s+100\s", printed, flags=re.M), printed
+    assert key_id in outputs["keys list"]  # the listing pages through to the new key
     # The export's header is the one the README shows.
     shown_export = block.split("$ edge admin usage-export", 1)[1].splitlines()[1]
     assert outputs["usage-export --group-by"].splitlines()[0] == shown_export
