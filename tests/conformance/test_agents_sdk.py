@@ -195,9 +195,7 @@ async def test_three_turns_chained_by_previous_response_id(
     api = MODELS[name]["responses"]
     previous = None
     for n in (1, 2, 3):
-        result = await Runner.run(
-            agent, f"turn {n}", previous_response_id=previous, max_turns=3
-        )
+        result = await Runner.run(agent, f"turn {n}", previous_response_id=previous, max_turns=3)
         assert result.final_output == _expected(api, f"turn {n}")
         previous = result.last_response_id
         assert previous
