@@ -24,6 +24,7 @@ from edge.upstream.client import (
 )
 from edge.upstream.errors import body_retry_after, relayable, upstream_error
 from edge.upstream.headers import forwarded
+from edge.upstream.signing import Signer
 from edge.upstream.wire import WireSpec
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,18 @@ async def relay(
     headers: dict[str, str],
     body: bytes,
     spec: WireSpec,
+    signer: Signer | None = None,
 ) -> web.StreamResponse:
     """Call the provider and relay its answer, stream or not, with rate-limit headers."""
     settings = request.app[SETTINGS]
     async with open_upstream(
-        request.app[HTTP], url, body, headers, settings.timeouts, admitted=ctx.reservation
+        request.app[HTTP],
+        url,
+        body,
+        headers,
+        settings.timeouts,
+        admitted=ctx.reservation,
+        signer=signer,
     ) as upstream:
         passed = forwarded(upstream.headers.items())
         if upstream.status >= 400:

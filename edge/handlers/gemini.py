@@ -14,9 +14,10 @@ from edge.routing import Route
 from edge.translate import neutral as n
 from edge.translate.gemini_render import GeminiStreamRenderer, render_gemini
 from edge.translate.gemini_request import parse_gemini_request
-from edge.translate.gemini_upstream import gemini_url
 from edge.translate.gemini_wire import gemini_wire
 from edge.upstream.auth import upstream_headers
+from edge.upstream.endpoints import gemini_method_url
+from edge.upstream.signing import CREDENTIALS
 
 
 class GeminiClient:
@@ -43,9 +44,10 @@ async def _passthrough(
 ) -> web.StreamResponse:
     assert ctx.body is not None
     raw, _ = without_gateway_options(ctx.body, ctx.payload)
-    url = gemini_url(route.provider.base_url, route.model.upstream, method, sse)
+    url = gemini_method_url(route.provider, route.model.upstream, method, sse)
     headers = upstream_headers(route.provider, request.headers)
-    return await relay(request, ctx, url, headers, raw, gemini_wire())
+    signer = request.app[CREDENTIALS].signer_for(route.provider)
+    return await relay(request, ctx, url, headers, raw, gemini_wire(), signer)
 
 
 async def generate(request: web.Request) -> web.StreamResponse:

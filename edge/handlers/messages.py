@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from edge.context import RequestContext, ctx_of
@@ -18,10 +19,11 @@ from edge.translate.anthropic_render import (
     render_message,
 )
 from edge.translate.anthropic_request import parse_messages_request
-from edge.translate.anthropic_upstream import messages_url
 from edge.translate.anthropic_wire import messages_wire
 from edge.translate.rewrite import set_model
 from edge.upstream.auth import upstream_headers
+from edge.upstream.endpoints import for_vertex_claude, messages_call_url
+from edge.upstream.signing import CREDENTIALS
 
 
 class MessagesClient:
@@ -45,11 +47,16 @@ async def _passthrough(
 ) -> web.StreamResponse:
     assert ctx.body is not None
     raw, payload = without_gateway_options(ctx.body, ctx.payload)
-    body = set_model(raw, payload, route.model.upstream)
-    url = messages_url(route.provider.base_url)
+    if route.provider.kind == "vertex":
+        body = orjson.dumps(for_vertex_claude(payload))  # the model is named by the URL
+    else:
+        body = set_model(raw, payload, route.model.upstream)
+    stream = payload.get("stream") is True
+    url = messages_call_url(route.provider, route.model.upstream, stream)
     # anthropic-version and anthropic-beta are the client's protocol choices: they go along.
     headers = upstream_headers(route.provider, request.headers)
-    return await relay(request, ctx, url, headers, body, messages_wire())
+    signer = request.app[CREDENTIALS].signer_for(route.provider)
+    return await relay(request, ctx, url, headers, body, messages_wire(), signer)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

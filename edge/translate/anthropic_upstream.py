@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 from edge.sse import SSEEvent
 from edge.translate import neutral as n
@@ -19,6 +20,7 @@ from edge.translate.upstream_http import (
 )
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted
+from edge.upstream.endpoints import for_vertex_claude, messages_call_url
 
 
 def messages_url(base_url: str | None) -> str:
@@ -40,13 +42,22 @@ async def decode_messages_stream(
     raise interrupted()
 
 
+def _target(
+    up: UpstreamContext, model: str, body: dict[str, Any], stream: bool
+) -> tuple[str, dict[str, Any]]:
+    """The URL and body for Anthropic itself or for Claude on Vertex AI."""
+    provider = up.route.provider
+    url = messages_call_url(provider, model, stream)
+    return url, (for_vertex_claude(body) if provider.kind == "vertex" else body)
+
+
 class AnthropicUpstream:
     """Speaks Anthropic Messages to the provider."""
 
     async def complete(self, up: UpstreamContext, req: n.Request) -> tuple[n.Response, Forwarded]:
         """A whole answer."""
         body, json_tool = messages_body(req, up.route.model, stream=False)
-        url = messages_url(up.route.provider.base_url)
+        url, body = _target(up, req.model, body, stream=False)
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, body) as (resp, passed):
             return message_response(await read_json(resp, up.body_limit), json_tool), passed
@@ -55,7 +66,7 @@ class AnthropicUpstream:
     async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
         """A streamed answer."""
         body, json_tool = messages_body(req, up.route.model, stream=True)
-        url = messages_url(up.route.provider.base_url)
+        url, body = _target(up, req.model, body, stream=True)
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, body) as (resp, passed):
             events = decode_messages_stream(sse_events(resp, up.body_limit), json_tool)

@@ -20,6 +20,7 @@ from edge.translate.upstream_http import (
 )
 from edge.upstream.auth import upstream_headers
 from edge.upstream.client import interrupted
+from edge.upstream.endpoints import gemini_method_url
 
 
 def gemini_url(base_url: str | None, model: str, method: str, sse: bool) -> str:
@@ -68,7 +69,7 @@ class GeminiUpstream:
 
     async def complete(self, up: UpstreamContext, req: n.Request) -> tuple[n.Response, Forwarded]:
         """A whole answer."""
-        url = gemini_url(up.route.provider.base_url, req.model, "generateContent", sse=False)
+        url = gemini_method_url(up.route.provider, req.model, "generateContent", sse=False)
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
             answer = gemini_response(await read_json(resp, up.body_limit))
@@ -77,7 +78,7 @@ class GeminiUpstream:
     @contextlib.asynccontextmanager
     async def stream(self, up: UpstreamContext, req: n.Request) -> AsyncIterator[StreamCall]:
         """A streamed answer."""
-        url = gemini_url(up.route.provider.base_url, req.model, "streamGenerateContent", sse=True)
+        url = gemini_method_url(up.route.provider, req.model, "streamGenerateContent", sse=True)
         headers = upstream_headers(up.route.provider, {})
         async with post_json(up, url, headers, gemini_body(req)) as (resp, passed):
             events = decode_gemini_stream(sse_events(resp, up.body_limit))

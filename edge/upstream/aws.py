@@ -11,6 +11,7 @@ try:  # the `bedrock` extra
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials, RefreshableCredentials
+    from botocore.exceptions import BotoCoreError
     from botocore.session import Session
 
     HAVE_BOTOCORE = True
@@ -21,6 +22,9 @@ NO_CREDENTIALS = (
     "No AWS credentials were found for the Bedrock provider (environment, shared files, "
     "container or instance role)."
 )
+
+
+NO_REFRESH = "The gateway could not obtain AWS credentials for its Bedrock provider."
 
 
 def have_botocore() -> bool:
@@ -39,6 +43,12 @@ class AwsSigner:
         self._lock = asyncio.Lock()
 
     async def _current(self) -> Any:
+        try:
+            return await self._frozen()
+        except BotoCoreError as exc:  # a bad profile, an unreachable role or metadata service
+            raise GatewayError(502, NO_REFRESH, code="upstream_auth_failed") from exc
+
+    async def _frozen(self) -> Any:
         if self._credentials is None:
             async with self._lock:
                 if self._credentials is None:

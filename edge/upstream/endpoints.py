@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from policies.catalog import Provider
@@ -13,9 +14,9 @@ from policies.catalog import Provider
 _AZURE_V1 = "/openai/v1"
 
 
-def path_part(name: str) -> str:
+def path_part(name: str, safe: str = "") -> str:
     """A model, deployment or profile name (an ARN included) as one path segment."""
-    return quote(name, safe="")
+    return quote(name, safe=safe)
 
 
 def _openai_root(provider: Provider) -> str:
@@ -57,3 +58,38 @@ def converse_url(provider: Provider, model: str, stream: bool) -> str:
     """Bedrock's Converse (or ConverseStream) for a model id, inference profile id or ARN."""
     method = "converse-stream" if stream else "converse"
     return f"{provider.base_url}/model/{path_part(model)}/{method}"
+
+
+# Claude on Vertex AI names its API version in the body (the model is in the URL).
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+
+def _vertex_url(provider: Provider, publisher: str, model: str, method: str) -> str:
+    project, location = path_part(provider.project or ""), path_part(provider.location or "")
+    where = f"{provider.base_url}/v1/projects/{project}/locations/{location}"
+    # Vertex writes a Claude version as `claude-sonnet-4-5@20250929`: the `@` stays literal.
+    return f"{where}/publishers/{publisher}/models/{path_part(model, safe='@')}:{method}"
+
+
+def gemini_method_url(provider: Provider, model: str, method: str, sse: bool) -> str:
+    """A Gemini model's method: Google AI's `/v1beta/models/...`, or Vertex AI's publisher path."""
+    if provider.kind == "vertex":
+        url = _vertex_url(provider, "google", model, method)
+    else:
+        url = f"{provider.base_url}/v1beta/models/{quote(model, safe='/.-_')}:{method}"
+    return f"{url}?alt=sse" if sse else url
+
+
+def messages_call_url(provider: Provider, model: str, stream: bool) -> str:
+    """Anthropic's Messages, or Claude on Vertex AI (`rawPredict` / `streamRawPredict`)."""
+    if provider.kind == "vertex":
+        method = "streamRawPredict" if stream else "rawPredict"
+        return _vertex_url(provider, "anthropic", model, method)
+    return f"{provider.base_url}/v1/messages"
+
+
+def for_vertex_claude(body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages body as Claude on Vertex wants it: no `model`, its `anthropic_version`."""
+    out = {k: v for k, v in body.items() if k != "model"}
+    out["anthropic_version"] = VERTEX_ANTHROPIC_VERSION
+    return out

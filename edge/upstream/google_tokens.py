@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from edge.errors import GatewayError
+
 try:  # the `vertex` extra
     import google.auth
+    from google.auth.exceptions import GoogleAuthError
     from google.auth.transport.requests import Request
     from google.oauth2 import service_account
 
@@ -16,6 +19,7 @@ except ImportError:  # pragma: no cover - the extra is installed wherever tests 
     HAVE_GOOGLE_AUTH = False
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+NO_ACCESS = "The gateway could not obtain an access token for its Vertex AI provider."
 
 
 def have_google_auth() -> bool:
@@ -46,10 +50,14 @@ class GoogleTokens:
         if held is not None and held.valid:
             return str(held.token)
         async with self._lock:  # one refresh for all the calls that found it expiring
-            if self._credentials is None:
-                self._credentials = await asyncio.to_thread(self._load)
-            if not self._credentials.valid:
-                await asyncio.to_thread(self._credentials.refresh, Request())
+            try:
+                if self._credentials is None:
+                    self._credentials = await asyncio.to_thread(self._load)
+                if not self._credentials.valid:
+                    await asyncio.to_thread(self._credentials.refresh, Request())
+            except (GoogleAuthError, OSError, ValueError) as exc:
+                # A missing or bad key file, a refused grant, an unreachable token endpoint.
+                raise GatewayError(502, NO_ACCESS, code="upstream_auth_failed") from exc
             return str(self._credentials.token)
 
     async def sign(
