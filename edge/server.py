@@ -108,9 +108,9 @@ def describe_store(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "memory":
         return "memory://"
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    # Sentinel and cluster URLs name several hosts: keep them all, drop only the user part.
+    hosts = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{hosts}{parts.path}"
 
 
 async def wait_for_store(store: Store, url: str, limit: float) -> None:

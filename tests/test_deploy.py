@@ -236,14 +236,27 @@ def test_network_policy(overlay: str) -> None:
     opened = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
     assert opened == {"http", "metrics"}
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {(6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP")}
-    redis = one(docs, "NetworkPolicy", "edge-redis")["spec"]
-    assert redis["egress"] == []
+    # A Sentinel-managed Redis is found through its sentinels' port too.
+    sentinels = {(26379, "TCP")} if overlay == "redis-sentinel" else set()
+    assert egress_ports == {(6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP")} | sentinels
+    if _in_cluster_redis(docs):
+        redis = one(docs, "NetworkPolicy", "edge-redis")["spec"]
+        assert redis["egress"] == []
+
+
+def _in_cluster_redis(docs: list[Doc]) -> bool:
+    """Whether the overlay runs the base's single Redis pod (the Sentinel and cluster-mode
+    overlays point the gateway at a Redis released or managed elsewhere)."""
+    return any(d["kind"] == "StatefulSet" and d["metadata"]["name"] == "edge-redis" for d in docs)
 
 
 @overlays
 def test_redis_persists_with_aof_on_a_claim(overlay: str) -> None:
-    sts = one(rendered(overlay), "StatefulSet", "edge-redis")
+    docs = rendered(overlay)
+    if not _in_cluster_redis(docs):
+        assert "edge-redis" not in env_of(gateway(docs))["EDGE_STORE_URL"]["value"]
+        return
+    sts = one(docs, "StatefulSet", "edge-redis")
     args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--dir") + 1] == "/data"
@@ -306,7 +319,10 @@ def test_every_kustomization_renders(overlay: str) -> None:
     assert docs, f"{overlay} renders nothing"
     keys = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]
     assert len(keys) == len(set(keys)), keys
-    assert {"Deployment", "Service", "ConfigMap", "StatefulSet"} <= {k for k, _, _ in keys}
+    kinds = {"Deployment", "Service", "ConfigMap"} | (
+        {"StatefulSet"} if _in_cluster_redis(docs) else set()
+    )
+    assert kinds <= {k for k, _, _ in keys}
 
 
 def test_the_overlays_are_found() -> None:

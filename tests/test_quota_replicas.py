@@ -1,6 +1,8 @@
-"""Two gateway processes sharing one real redis-server: limits are exact across replicas, token
-budgets are never overspent, and admin changes reach the other replica (how soon is a printed
-figure here; tests/soak/test_durations_soak.py holds it to a second)."""
+"""Two gateway processes sharing one real Redis: limits are exact across replicas, token budgets
+are never overspent, and admin changes reach the other replica (how soon is a printed figure
+here; tests/soak/test_durations_soak.py holds it to a second). Each runs on one redis-server, on
+a 3-master Redis Cluster and on a Sentinel-managed master (the rate-limit test runs 10 times on
+one server, 3 times on each of the others, to keep `make test` short)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ import pytest
 from tests.support.clock import Deadline, Stopwatch, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_env
+from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_sentinel import SentinelSet
 from tests.support.redis_server import RedisServer
 from tests.test_quota_support import chat_body
 
 pytestmark = pytest.mark.timeout(240)
 RUNS = 10
+MODE_RUNS = 3  # on the cluster and on Sentinel
 CLIENTS = 100
 LIMIT = 200
 
@@ -60,10 +65,21 @@ class Pair:
             return resp.status
 
 
-@pytest.fixture(scope="module")
-def redis_url(redis_server: RedisServer) -> str:
-    redis_server.command("FLUSHALL")
-    return redis_server.url
+@pytest.fixture(scope="module", params=["redis", "cluster", "sentinel"])
+def redis_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.wait_ok()
+        cluster.flush()
+        return cluster.url
+    if request.param == "sentinel":
+        sentinels: SentinelSet = request.getfixturevalue("redis_sentinel")
+        sentinels.wait_ready()
+        sentinels.flush()
+        return sentinels.url
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.command("FLUSHALL")
+    return server.url
 
 
 @pytest.fixture
@@ -83,12 +99,13 @@ async def pair(redis_url: str, fake: FakeUpstream) -> AsyncIterator[Pair]:
         await asyncio.gather(*(asyncio.to_thread(proc.stop) for proc in procs))
 
 
-async def test_rate_limit_is_exact_across_two_replicas(pair: Pair) -> None:
+async def test_rate_limit_is_exact_across_two_replicas(pair: Pair, redis_url: str) -> None:
     # Open both replicas' Redis connections first: the measured runs are the steady state.
     _, warm = await pair.tenant({"requests_per_minute": 100_000})
     await asyncio.gather(*(pair.call(n % 2, warm, chat_body()) for n in range(CLIENTS)))
     admitted_per_run = []
-    for _ in range(RUNS):
+    runs = RUNS if redis_url.startswith("redis://") else MODE_RUNS
+    for _ in range(runs):
         _, key = await pair.tenant({"requests_per_minute": LIMIT})
         body = chat_body()
 
@@ -100,7 +117,7 @@ async def test_rate_limit_is_exact_across_two_replicas(pair: Pair) -> None:
         statuses = [s for r in results for s in r]
         assert set(statuses) <= {200, 429}, statuses
         admitted_per_run.append(statuses.count(200))
-    assert admitted_per_run == [LIMIT] * RUNS
+    assert admitted_per_run == [LIMIT] * runs
 
 
 def _usage_body(prompt: int, completion: int) -> bytes:
