@@ -40,26 +40,44 @@ def _k8s_bytes(text: str) -> int:
     return int(number) * K8S_UNITS[unit]
 
 
-def _redis(name: str) -> dict[str, Any]:
+# These overlays point the gateway at a Redis run elsewhere (its operator sizes it) and ship none.
+EXTERNAL = {"redis-cluster": "redis+cluster://", "redis-sentinel": "redis+sentinel://"}
+
+
+def _render(name: str) -> list[dict[str, Any]]:
     if KUSTOMIZE is None:
         pytest.skip("no kustomize v5 or later here: " + "; ".join(PASSED_OVER))
-    docs = KUSTOMIZE.render(OVERLAYS[name])
-    (sts,) = [
+    return KUSTOMIZE.render(OVERLAYS[name])
+
+
+def _redis(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
         d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "edge-redis"
     ]
-    (container,) = sts["spec"]["template"]["spec"]["containers"]
-    return dict(container)
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+@pytest.mark.parametrize("overlay", sorted(set(OVERLAYS) - set(EXTERNAL)))
 def test_redis_has_a_maxmemory_under_its_limit_and_never_evicts(overlay: str) -> None:
-    container = _redis(overlay)
+    (sts,) = _redis(_render(overlay))
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
     args = container["args"]
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     maxmemory = _redis_bytes(args[args.index("--maxmemory") + 1])
     limit = _k8s_bytes(container["resources"]["limits"]["memory"])
     # Room beyond the data set for the fork that rewrites the AOF, buffers and fragmentation.
     assert 0 < maxmemory <= 0.8 * limit, (maxmemory, limit)
+
+
+@pytest.mark.parametrize("overlay", sorted(EXTERNAL))
+def test_an_external_redis_overlay_ships_no_redis_and_points_the_gateway_at_it(
+    overlay: str,
+) -> None:
+    docs = _render(overlay)
+    assert _redis(docs) == []
+    (gateway,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "edge"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in container["env"]}
+    assert env["EDGE_STORE_URL"].startswith(EXTERNAL[overlay]), env
 
 
 def test_the_readme_says_how_to_size_redis() -> None:
