@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 import sys
 from pathlib import Path
 
@@ -57,8 +58,6 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"edge: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.demo and settings.admin_token is None:
-        import secrets
-
         settings = settings.with_overrides(admin_token=f"edge-admin-{secrets.token_urlsafe(24)}")
     configure(settings.log_level)
     if args.workers > 1:

@@ -52,7 +52,15 @@ OPERATIONS = {
     "gemini": "generate_content",
     "embeddings": "embeddings",
 }
-PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
+# The GenAI semantic conventions' `gen_ai.provider.name` of each provider kind.
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "azure-openai": "azure.ai.openai",
+    "bedrock": "aws.bedrock",
+    "vertex": "gcp.vertex_ai",
+}
 
 
 def carried(headers: Mapping[str, str]) -> dict[str, str]:

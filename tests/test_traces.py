@@ -19,7 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from edge.tracing import carried
+from edge.tracing import PROVIDER_NAMES, carried
+from policies.catalog import PROVIDER_KINDS
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import UPSTREAM_SECRET, GatewayProcess, Live, gateway_env
 from tests.support.ports import free_port
@@ -176,3 +177,19 @@ async def test_spans_reach_an_otlp_receiver_parented_to_the_caller(
         if '"traced-1"' in raw and '"msg":"request"' in raw
     )
     assert line["trace_id"] == trace_id
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("gemini", "gcp.gemini"),
+        ("azure-openai", "azure.ai.openai"),
+        ("bedrock", "aws.bedrock"),
+        ("vertex", "gcp.vertex_ai"),
+    ],
+)
+def test_each_cloud_kind_has_its_semantic_conventions_provider_name(kind: str, name: str) -> None:
+    assert kind in PROVIDER_KINDS
+    assert PROVIDER_NAMES[kind] == name
