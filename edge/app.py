@@ -22,7 +22,9 @@ from edge.appkeys import (
 )
 from edge.auth.authenticate import Authenticator
 from edge.auth.jwks import JwksCache
+from edge.balancer import BALANCER, Balancer
 from edge.budget_alerts import BudgetAlerts
+from edge.deployment_metrics import DeploymentMetrics
 from edge.handlers.metrics import setup_metrics
 from edge.handlers.routes import setup_inference
 from edge.identity_cache import IdentityCache
@@ -54,7 +56,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         for source in (store, app[IDENTITY], app[QUOTA]):
             if isinstance(source, FallbackSource):
                 app[METRICS].watch_fallbacks(source)
+        app[BALANCER] = Balancer(store.deployments, DeploymentMetrics(app[METRICS].registry))
         yield
+        await app[BALANCER].close()
         # Every handler has returned by now (this context is cleaned up last); what they left
         # to settle in the background is written before the store closes.
         await app[QUOTA].wait_settled(SETTLE_GRACE)

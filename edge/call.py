@@ -8,11 +8,12 @@ import orjson
 from aiohttp import web
 
 from edge.appkeys import SETTINGS, STORE
+from edge.balancer import BALANCER
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from edge.fallback import fallback_chain
 from edge.model_access import caller_access, require_endpoint
-from edge.responses.chain import transcript
+from edge.responses.chain import held_by, transcript
 from edge.responses.records import reach_of, resolve_input, store_call
 from edge.route_table import RouteFacts, requested_model
 
@@ -28,6 +29,7 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     require_endpoint(access, facts.endpoint)
     name = requested_model(request, facts, ctx.payload)
     ctx.routes = fallback_chain(catalog, name, ctx.payload, facts.endpoint, access)
+    ctx.balancer = request.app[BALANCER]
     if facts.endpoint != "responses":
         return
     # Item references resolved within the caller's lineage: what they add is sent upstream.
@@ -51,4 +53,7 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     reach = await reach_of(request)
     with store_call():
         ctx.history = await transcript(request.app[STORE].responses, account, previous, reach)
+        if ctx.routes[0].balanced:
+            model = ctx.routes[0].model.id
+            ctx.sticky = await held_by(request.app[STORE].responses, account, previous, model)
     ctx.history_bytes = referenced + (len(orjson.dumps(ctx.history)) if ctx.history else 0)

@@ -13,6 +13,7 @@ from edge.routing import Route
 from policies.credentials import Principal
 
 if TYPE_CHECKING:
+    from edge.balancer import Balancer
     from edge.quota.service import Reservation
     from edge.usage import Usage
 
@@ -51,6 +52,12 @@ class RequestContext:
     trace_id: str | None = None  # the W3C trace the request belongs to, when it has one
     reservation: Reservation | None = None  # set by the quota middleware when admitted
     reservation_detached: bool = False
+    # Chooses among a model's deployments (set for model calls; None: each route as it is).
+    balancer: Balancer | None = None
+    # The deployment that answered, or the last one tried (logs, stored responses).
+    deployment: str | None = None
+    # The deployment holding the conversation's state upstream (`previous_response_id`).
+    sticky: str | None = None
 
     def detach_reservation(self) -> Reservation | None:
         """Take the request's quota reservation over (a background run settles it later)."""

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from edge.context import RequestContext
 from edge.errors import GatewayError
-from edge.routing import Route, resolve_route
+from edge.routing import Route, resolve_route, with_choices
 from edge.tracing import begin_attempt
 from policies.access import UNRESTRICTED, Access
 from policies.catalog import Catalog, Endpoint
@@ -68,29 +68,42 @@ def fallback_chain(
     """The routes to try, in order; errors in the requested names are the client's 400s, and a
     requested model outside the caller's access lists its 403 (a catalog-declared fallback
     outside them is skipped: the caller never named it)."""
-    primary = resolve_route(catalog, name, endpoint)
-    if not access.allows_model(primary.model):
-        raise model_not_allowed(str(name), primary.model.id)
+    resolved = resolve_route(catalog, name, endpoint)
+    primary = within(resolved, access)
+    if primary is None:
+        raise model_not_allowed(str(name), resolved.model.id)
     routes = [primary]
     seen = {primary.model.id}
     for requested in requested_fallbacks(payload):
-        route = resolve_route(catalog, requested, endpoint)
-        if not access.allows_model(route.model):
-            raise model_not_allowed(requested, route.model.id)
+        resolved = resolve_route(catalog, requested, endpoint)
+        route = within(resolved, access)
+        if route is None:
+            raise model_not_allowed(requested, resolved.model.id)
         if route.model.id not in seen:
             seen.add(route.model.id)
             routes.append(route)
     for declared in primary.model.fallbacks:
         try:
-            route = resolve_route(catalog, declared, endpoint)
+            found = within(resolve_route(catalog, declared, endpoint), access)
         except GatewayError as err:
             # A declared fallback that cannot serve this endpoint here is skipped, not fatal.
             log.debug("fallback %s skipped: %s", declared, err.message)
             continue
-        if route.model.id not in seen and access.allows_model(route.model):
-            seen.add(route.model.id)
-            routes.append(route)
+        if found is not None and found.model.id not in seen:
+            seen.add(found.model.id)
+            routes.append(found)
     return routes[:MAX_ATTEMPTS]
+
+
+def within(route: Route, access: Access) -> Route | None:
+    """The route narrowed to the deployments the caller's access lists allow (each matched
+    by the model's names and its own `<provider>/<upstream>`); None when none is."""
+    if not route.choices or access.unrestricted:
+        return route if access.allows_model(route.model) else None
+    allowed = tuple(c for c in route.choices if access.allows_model(c.route.model))
+    if len(allowed) == len(route.choices):
+        return route
+    return with_choices(allowed[0].route, allowed) if allowed else None
 
 
 def retryable_status(status: int) -> bool:
@@ -109,13 +122,16 @@ async def with_fallbacks(
     """Run `attempt` on each route until one answers or fails in a way a retry cannot help."""
     tried = ctx.attempts  # logged and counted with each attempt's outcome
     for position, route in enumerate(routes):
-        ctx.model, ctx.provider = route.model.id, route.provider.name
+        ctx.model, ctx.provider, ctx.deployment = route.model.id, route.provider.name, None
         ctx.response_headers[MODEL_HEADER] = route.model.id
         tried.append((route.model.id, 0))
         begin_attempt(route)
         last = position + 1 == len(routes)
         try:
-            response = await attempt(route)
+            if route.balanced and ctx.balancer is not None:
+                response = await ctx.balancer.serve(ctx, route, attempt)
+            else:
+                response = await attempt(route)
         except GatewayError as err:
             tried[-1] = (route.model.id, err.status)
             # Once a byte has gone out the answer is committed: no other model may continue it.

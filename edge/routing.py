@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from edge.errors import GatewayError
 from policies.catalog import Catalog, Endpoint, Model, Provider, WireApi
+from policies.deployments import Deployment
 
 UNKNOWN_MODEL = "unknown model"
 WRONG_ENDPOINT = "model is not available on this endpoint"
@@ -19,11 +21,42 @@ class Route:
     provider: Provider
     client_api: Endpoint
     upstream_api: WireApi
+    # The model's deployments this call may use, one route each (`model.provider` and
+    # `model.upstream` being that deployment's), this route being the first; a model on one
+    # provider has none, and is this route.
+    choices: tuple[DeploymentRoute, ...] = ()
 
     @property
     def passthrough(self) -> bool:
         """Same API on both sides (and a real upstream): bytes pass through unchanged."""
         return self.provider.kind != "local" and self.upstream_api == self.client_api
+
+    @property
+    def balanced(self) -> bool:
+        """Whether the call chooses among several deployments."""
+        return len(self.choices) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRoute:
+    """One deployment of a model and the route that calls it."""
+
+    deployment: Deployment
+    route: Route
+
+
+def _at(model: Model, deployment: Deployment, provider: Provider, endpoint: Endpoint) -> Route:
+    served = model
+    if (deployment.provider, deployment.upstream) != (model.provider, model.upstream):
+        served = dataclasses.replace(
+            model, provider=deployment.provider, upstream=deployment.upstream
+        )
+    return Route(served, provider, endpoint, provider.upstream_api(endpoint))
+
+
+def with_choices(route: Route, choices: tuple[DeploymentRoute, ...]) -> Route:
+    """The route of the first of `choices`, carrying them all (the caller may use these)."""
+    return dataclasses.replace(choices[0].route, choices=choices if len(choices) > 1 else ())
 
 
 def unknown_model(catalog: Catalog, name: str) -> GatewayError:
@@ -47,21 +80,39 @@ def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
         raise unknown_model(catalog, name)
     if not model.allows(endpoint):
         raise GatewayError(400, WRONG_ENDPOINT, param="model", code="model_not_available")
+    if model.deployments:
+        return _balanced(catalog, model, endpoint)
     provider = catalog.provider_of(model)
     if not provider.configured:
-        raise GatewayError(
-            503,
-            f"model {model.id} is unavailable: its provider '{provider.name}' is not configured "
-            "on this gateway",
-            param="model",
-            code="provider_not_configured",
-            # An operator's configuration problem: no retry fixes it, and it is no overload.
-            type="configuration_error",
-            retry=False,
-        )
+        raise _not_configured(model, provider)
     return Route(
         model=model,
         provider=provider,
         client_api=endpoint,
         upstream_api=provider.upstream_api(endpoint),
+    )
+
+
+def _balanced(catalog: Catalog, model: Model, endpoint: Endpoint) -> Route:
+    """A model with declared deployments: the route of its first usable one, carrying all."""
+    usable = tuple(
+        DeploymentRoute(d, _at(model, d, catalog.providers[d.provider], endpoint))
+        for d in model.deployments
+        if catalog.providers[d.provider].configured
+    )
+    if not usable:
+        raise _not_configured(model, catalog.provider_of(model))
+    return with_choices(usable[0].route, usable)
+
+
+def _not_configured(model: Model, provider: Provider) -> GatewayError:
+    return GatewayError(
+        503,
+        f"model {model.id} is unavailable: its provider '{provider.name}' is not configured "
+        "on this gateway",
+        param="model",
+        code="provider_not_configured",
+        # An operator's configuration problem: no retry fixes it, and it is no overload.
+        type="configuration_error",
+        retry=False,
     )

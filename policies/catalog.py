@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
+from policies.deployments import Deployment, DeploymentError, parse_deployments
+
 Endpoint = Literal["chat", "responses", "messages", "gemini", "embeddings"]
 ENDPOINTS: tuple[Endpoint, ...] = ("chat", "responses", "messages", "gemini", "embeddings")
 # The client APIs that generate text: a model that declares no `endpoints` is callable from
@@ -147,10 +149,16 @@ class Model:
     description: str = ""
     fallbacks: tuple[str, ...] = ()
     max_output_tokens: int | None = None
+    # Where it is served: empty for a model on one provider (`provider`, `upstream`).
+    deployments: tuple[Deployment, ...] = ()
 
     def allows(self, endpoint: Endpoint) -> bool:
         """Whether the model may be called from this client API."""
         return endpoint in self.endpoints
+
+    def served_by(self) -> tuple[Deployment, ...]:
+        """Its deployments; a model on one provider has that one."""
+        return self.deployments or (Deployment(self.provider, self.provider, self.upstream),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +292,8 @@ def _model(raw: Mapping[str, Any], providers: Mapping[str, Provider], n: int) ->
     model_id = raw.get("id")
     if not isinstance(model_id, str) or not model_id:
         raise CatalogError(f"{where}.id: required string")
-    provider = raw.get("provider")
+    deployments = _model_deployments(raw, providers, where, model_id)
+    provider = deployments[0].provider if deployments else raw.get("provider")
     if provider not in providers:
         raise CatalogError(f"{where}.provider: unknown provider {provider!r}")
     price = raw.get("price", {})
@@ -296,7 +305,7 @@ def _model(raw: Mapping[str, Any], providers: Mapping[str, Provider], n: int) ->
     return Model(
         id=model_id,
         provider=str(provider),
-        upstream=str(raw.get("upstream", model_id)),
+        upstream=deployments[0].upstream if deployments else str(raw.get("upstream", model_id)),
         aliases=_str_tuple(raw.get("aliases"), f"{where}.aliases"),
         endpoints=_endpoints(
             raw.get("endpoints", list(GENERATION_ENDPOINTS)), f"{where}.endpoints"
@@ -305,7 +314,30 @@ def _model(raw: Mapping[str, Any], providers: Mapping[str, Provider], n: int) ->
         description=str(raw.get("description", "")),
         fallbacks=_str_tuple(raw.get("fallbacks"), f"{where}.fallbacks"),
         max_output_tokens=max_out if isinstance(max_out, int) else None,
+        deployments=deployments,
     )
+
+
+def _model_deployments(
+    raw: Mapping[str, Any], providers: Mapping[str, Provider], where: str, model_id: str
+) -> tuple[Deployment, ...]:
+    """A model's `deployments`, each on a declared provider; () for a one-provider model."""
+    if "deployments" not in raw:
+        return ()
+    if "provider" in raw:
+        raise CatalogError(f"{where}: give either `provider` or `deployments`, not both")
+    try:
+        found = parse_deployments(
+            raw["deployments"], f"{where}.deployments", str(raw.get("upstream", model_id))
+        )
+    except DeploymentError as exc:
+        raise CatalogError(str(exc)) from exc
+    for n, dep in enumerate(found):
+        if dep.provider not in providers:
+            raise CatalogError(
+                f"{where}.deployments[{n}].provider: unknown provider {dep.provider!r}"
+            )
+    return found
 
 
 def default_catalog_data() -> dict[str, Any]:
@@ -329,7 +361,8 @@ def build_catalog(
     providers = {name: _provider(name, p, env) for name, p in raw_providers.items()}
     models = tuple(_model(m, providers, n) for n, m in enumerate(raw_models))
     for model in models:
-        _check_served(model, providers[model.provider])
+        for deployment in model.served_by():
+            _check_served(model, providers[deployment.provider])
     return Catalog(models=models, providers=providers, _index=_names(models))
 
 

@@ -15,6 +15,7 @@ from edge.errors import GatewayError
 from edge.fallback import with_fallbacks
 from edge.handlers.translated import serve
 from edge.relay import relay
+from edge.responses.chain import HELD_BY, HELD_FOR
 from edge.responses.records import (
     REFERENCED,
     account_rules,
@@ -170,6 +171,10 @@ async def _passthrough(
         final = complete_object(shell, final)
         # The provider saw the transcript, not the id: the stored object names the chain.
         final["previous_response_id"] = params.previous_response_id
+    recorded = _recorded(ctx)
+    if ctx.deployment is not None and params.store:
+        # The provider keeps this answer's state: the next turn goes back to it.
+        recorded.update({HELD_BY: ctx.deployment, HELD_FOR: route.model.id})
     await save(
         request.app,
         _account(ctx),
@@ -177,7 +182,7 @@ async def _passthrough(
         own_items,
         params.store,
         params.previous_response_id,
-        _recorded(ctx),
+        recorded,
         ctx.branch,
         _referenced(ctx),
     )

@@ -16,6 +16,10 @@ MAX_TURNS = 1000
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 # Set aside on the marker of a response that was answered but not kept (`recorded`), with why.
 NOT_STORED = "not_stored"
+# Set aside on a response one of a model's several deployments answered and keeps upstream
+# (a passthrough with `store`): which one, so the conversation goes back there.
+HELD_BY = "deployment"
+HELD_FOR = "deployment_model"
 
 
 def well_formed(response_id: str) -> bool:
@@ -66,8 +70,7 @@ async def _chain(
             )
         if not turns and not record.terminal:
             raise bad_request(
-                f"Response '{current}' is still {record.status}; continue it once it has "
-                "finished.",
+                f"Response '{current}' is still {record.status}; continue it once it has finished.",
                 param="previous_response_id",
                 code="previous_response_in_progress",
             )
@@ -86,3 +89,12 @@ async def transcript(
         items.extend(turn.input_items)
         items.extend(i for i in turn.response.get("output") or [] if isinstance(i, dict))
     return items
+
+
+async def held_by(store: ResponseStore, account: str, previous: str, model: str) -> str | None:
+    """The deployment of `model` holding a stored response's state upstream, if one does."""
+    record = await store.get(account, previous)
+    if record is None or record.recorded.get(HELD_FOR) != model:
+        return None
+    found = record.recorded.get(HELD_BY)
+    return found if isinstance(found, str) else None

@@ -15,6 +15,7 @@ from edge.store.base import (
     StoreUnavailable,
 )
 from edge.store.clients import Client, client_for, drop_idle
+from edge.store.deployments import DeploymentStore, MemoryDeployments, RedisDeployments
 from edge.store.driver import DRIVER_ERRORS, translated
 from edge.store.memory import LocalInvalidation, MemoryIdentity
 from edge.store.quota import QuotaStore
@@ -52,6 +53,7 @@ class Store:
     redis: Client | None = None
     quota: QuotaStore = field(default_factory=MemoryQuota)
     audit: AuditLog = field(default_factory=MemoryAudit)
+    deployments: DeploymentStore = field(default_factory=MemoryDeployments)
 
     @property
     def shared(self) -> bool:
@@ -117,6 +119,7 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
             redis=redis,
             quota=RedisQuota(redis),
             audit=RedisAudit(redis),
+            deployments=RedisDeployments(redis),
         )
     finally:
         await invalidation.stop()
