@@ -37,6 +37,7 @@ class Scenario:
     hold: asyncio.Event | None = None  # before the status line: answer once the test sets it
     delay_chunks: float = 0.0  # between two frames
     reset_after: int | None = None  # abort the TCP connection after this many frames
+    reset_before: bool = False  # abort the TCP connection instead of answering (no status line)
     endless: bool = False  # keep sending frames forever
     endless_frame: bytes = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
     content_type: str | None = None
@@ -122,6 +123,9 @@ class FakeUpstream:
                 await scenario.hold.wait()
             if scenario.delay_headers:
                 await asyncio.sleep(scenario.delay_headers)
+            if scenario.reset_before and request.transport is not None:
+                request.transport.abort()
+                raise ConnectionResetError("scripted reset before the status line")
             return await self._answer(request, scenario, seen)
         except (asyncio.CancelledError, ConnectionResetError):
             seen.disconnected_at = stamp()
