@@ -56,7 +56,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         for source in (store, app[IDENTITY], app[QUOTA]):
             if isinstance(source, FallbackSource):
                 app[METRICS].watch_fallbacks(source)
-        app[BALANCER] = Balancer(store.deployments, DeploymentMetrics(app[METRICS].registry))
+        app[BALANCER] = Balancer(
+            store.deployments, DeploymentMetrics(app[METRICS].registry), store.invalidation
+        )
         yield
         await app[BALANCER].close()
         # Every handler has returned by now (this context is cleaned up last); what they left

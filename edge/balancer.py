@@ -1,7 +1,12 @@
 """One model, several deployments: each call tries them in the order `policies.deployments`
 gives from their shared health and use, and retries another (or, the only one left, the
 same after a backoff) on a failure before its first byte, never after. A failing deployment
-is cooled down in the store, so every replica leaves it alone until the cooldown lifts.
+is cooled down in the store and the news published, so every replica leaves it alone from
+its next call until the cooldown lifts.
+
+A process reads a model's shared state at most once per `REFRESH` (a store round trip costs
+more CPU than choosing does) and at once after a cooldown is published; its use counts go to
+the store in one batch per `FLUSH`.
 
 The call's quota reservation belongs to the call, not to an attempt: however many attempts it
 takes, it is settled once."""
@@ -9,6 +14,7 @@ takes, it is settled once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -19,7 +25,7 @@ from edge.context import RequestContext
 from edge.deployment_metrics import DeploymentMetrics
 from edge.errors import GatewayError
 from edge.routing import DeploymentRoute, Route
-from edge.store.base import StoreUnavailable
+from edge.store.base import Invalidation, StoreUnavailable
 from edge.store.deployments import DeploymentStore
 from edge.tracing import begin_attempt
 from policies.cooldown import RetryBounds, cooldown, provider_delay, streak
@@ -30,6 +36,9 @@ Attempt = Callable[[Route], Awaitable[web.StreamResponse]]
 # Round-robin credit is kept per model and set of deployments; past this many sets (access
 # lists narrowing a model in many ways) it starts afresh rather than grow.
 MAX_TURNS = 4096
+REFRESH = 0.1
+FLUSH = 0.1
+TOPIC = "deployments:"  # + the model id: its deployments' health changed
 _OWN_ERRORS = frozenset({"not_admitted", "provider_not_configured", "upstream_too_large"})
 _TRANSPORT = {
     "upstream_unreachable": "unreachable",
@@ -69,42 +78,73 @@ class Balancer:
         self,
         store: DeploymentStore,
         metrics: DeploymentMetrics,
+        invalidation: Invalidation | None = None,
         bounds: RetryBounds | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._metrics = metrics
+        self._invalidation = invalidation
         self._bounds = bounds or RetryBounds()
         self._clock = clock  # wall time: cooldowns are compared across replicas
+        # Per model and set of deployments: round-robin credit, and the last state read
+        # (when, by the monotonic clock, and what).
         self._turns: dict[tuple[str, ...], list[float]] = {}
-        self._pending: set[asyncio.Future[None]] = set()  # use counts being written
+        self._mirror: dict[tuple[str, ...], tuple[float, list[Load]]] = {}
+        self._unsent: dict[str, dict[str, tuple[int, int]]] = {}  # use not yet written
+        self._flusher: asyncio.Task[None] | None = None
+        if invalidation is not None:
+            invalidation.subscribe(self.heard)
+
+    def heard(self, topic: str) -> None:
+        """A published change: re-read that model's state (everything's after a reconnect)."""
+        if topic == "*":
+            self._mirror.clear()
+        elif topic.startswith(TOPIC):
+            self._forget(topic.removeprefix(TOPIC))
+
+    def _forget(self, model: str) -> None:
+        for key in [k for k in self._mirror if k[0] == model]:
+            del self._mirror[key]
 
     async def close(self) -> None:
-        """Let the use counts being written finish (at shutdown, before the store closes)."""
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=5.0)
+        """Write the use not yet written (at shutdown, before the store closes)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._flush()
 
     async def order(self, route: Route, sticky: str | None = None) -> tuple[list[int], list[Load]]:
         """The deployments to try (indexes into `route.choices`) and their state now."""
         deps = [c.deployment for c in route.choices]
         names = tuple(d.name for d in deps)
         now = self._clock()
-        try:
-            loads = await self._store.loads(
-                route.model.id, names, now, any(d.limited for d in deps)
-            )
-        except StoreUnavailable as exc:
-            # Without the shared state every deployment counts as healthy and idle: the call
-            # goes on, as the weights alone would send it.
-            log.warning("deployment state unavailable for %s: %s", route.model.id, exc)
-            loads = [IDLE] * len(deps)
         key = (route.model.id, *names)
+        loads = await self._loads(key, deps, now)
         turn = self._turns.get(key)
         if turn is None:
             if len(self._turns) >= MAX_TURNS:
                 self._turns.clear()
             turn = self._turns[key] = [0.0] * len(deps)
         return plan(deps, loads, now, turn, sticky), loads
+
+    async def _loads(self, key: tuple[str, ...], deps: list[Deployment], now: float) -> list[Load]:
+        read = time.monotonic()
+        found = self._mirror.get(key)
+        if found is not None and read - found[0] < REFRESH:
+            return found[1]
+        try:
+            loads = await self._store.loads(key[0], key[1:], now, any(d.limited for d in deps))
+        except StoreUnavailable as exc:
+            # Without the shared state every deployment counts as healthy and idle: the call
+            # goes on, as the weights alone would send it.
+            log.warning("deployment state unavailable for %s: %s", key[0], exc)
+            return [IDLE] * len(deps)
+        if len(self._mirror) >= MAX_TURNS:
+            self._mirror.clear()
+        self._mirror[key] = (read, loads)
+        return loads
 
     async def serve(
         self, ctx: RequestContext, route: Route, attempt: Attempt
@@ -183,17 +223,29 @@ class Balancer:
                 self._count(model, choice.deployment.name, ctx)
 
     def _count(self, model: str, name: str, ctx: RequestContext) -> None:
-        """Add an attempt and its tokens to the deployment's minute. Not awaited by the call
-        (the answer is not held up for it); the writes are few, one per attempt."""
+        """Add an attempt and its tokens to the deployment's minute: kept here, and written
+        with every other one of the next `FLUSH` in one batch (the answer never waits)."""
         tokens = ctx.usage.total if ctx.usage is not None else 0
-        write = self._store.used(model, name, self._clock(), tokens)
-        task = asyncio.ensure_future(self._quietly(write))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        counts = self._unsent.setdefault(model, {})
+        requests, used = counts.get(name, (0, 0))
+        counts[name] = (requests + 1, used + tokens)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        now = self._clock()
+        for model, counts in unsent.items():
+            await self._quietly(self._store.used(model, counts, now))
 
     async def _answered(self, model: str, deployment: Deployment, load: Load) -> None:
         if load.strikes:  # its streak ends: the next failure starts a short cooldown again
             await self._quietly(self._store.recovered(model, deployment.name))
+            self._forget(model)
 
     async def _failed(
         self,
@@ -221,6 +273,9 @@ class Balancer:
             fault,
         )
         await self._quietly(self._store.cool(model, deployment.name, now + seconds, strikes))
+        self._forget(model)
+        if self._invalidation is not None:
+            await self._quietly(self._invalidation.publish(TOPIC + model))
 
     @staticmethod
     async def _quietly(call: Awaitable[None]) -> None:

@@ -33,10 +33,9 @@ async def test_cooldowns_written_by_one_client_are_read_by_another(store_url: st
 async def test_use_is_counted_per_deployment_and_minute(store_url: str) -> None:
     async with open_store(store_url, redis_timeout=1.0) as store:
         deps = store.deployments
-        await deps.used("gpt", "east", NOW, 100)
-        await deps.used("gpt", "east", NOW + 1, 50)
-        await deps.used("gpt", "west", NOW + 2, 0)
-        await deps.used("other-model", "east", NOW, 7)
+        await deps.used("gpt", {"east": (1, 100)}, NOW)
+        await deps.used("gpt", {"east": (1, 50), "west": (1, 0)}, NOW + 1)
+        await deps.used("other-model", {"east": (1, 7)}, NOW)
         assert await deps.loads("gpt", NAMES, NOW + 3, usage=True) == [
             Load(requests=2, tokens=150),
             Load(requests=1, tokens=0),

@@ -7,7 +7,7 @@ On Redis a model's state is two hashes in its own slot (`edge:dep:{<model>}` for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from edge.store.clients import Client
@@ -71,8 +71,8 @@ class DeploymentStore(Protocol):
     async def recovered(self, model: str, name: str) -> None:
         """Forget a deployment's failure streak (it answered)."""
 
-    async def used(self, model: str, name: str, now: float, tokens: int) -> None:
-        """Count one request and its tokens in the deployment's current minute."""
+    async def used(self, model: str, counts: Mapping[str, tuple[int, int]], now: float) -> None:
+        """Add requests and tokens (by deployment name) to the current minute's use."""
 
 
 class MemoryDeployments:
@@ -108,11 +108,12 @@ class MemoryDeployments:
         """Forget a deployment's failure streak (it answered)."""
         self._health.pop((model, name), None)
 
-    async def used(self, model: str, name: str, now: float, tokens: int) -> None:
-        """Count one request and its tokens in the deployment's current minute."""
+    async def used(self, model: str, counts: Mapping[str, tuple[int, int]], now: float) -> None:
+        """Add requests and tokens (by deployment name) to the current minute's use."""
         self._roll(now)
-        requests, used = self._usage.get((model, name), (0, 0))
-        self._usage[(model, name)] = (requests + 1, used + max(tokens, 0))
+        for name, (requests, tokens) in counts.items():
+            had_requests, had_tokens = self._usage.get((model, name), (0, 0))
+            self._usage[(model, name)] = (had_requests + requests, had_tokens + max(tokens, 0))
 
 
 class RedisDeployments(DriverBacked):
@@ -153,11 +154,12 @@ class RedisDeployments(DriverBacked):
         """Forget a deployment's failure streak (it answered)."""
         await self._redis.hdel(health_key(model), f"{name}:until", f"{name}:strikes")
 
-    async def used(self, model: str, name: str, now: float, tokens: int) -> None:
-        """Count one request and its tokens in the deployment's current minute."""
+    async def used(self, model: str, counts: Mapping[str, tuple[int, int]], now: float) -> None:
+        """Add requests and tokens (by deployment name) to the current minute's use."""
         key = usage_key(model, minute_of(now))
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hincrby(key, f"{name}:r", 1)
-        pipe.hincrby(key, f"{name}:t", max(tokens, 0))
+        for name, (requests, tokens) in counts.items():
+            pipe.hincrby(key, f"{name}:r", requests)
+            pipe.hincrby(key, f"{name}:t", max(tokens, 0))
         pipe.expire(key, USAGE_TTL)
         await pipe.execute()

@@ -20,6 +20,12 @@ from typing import Any
 
 import orjson
 
+from tests.bench.deployments import (
+    SPREAD_MODEL,
+    selection_figures,
+    selection_line,
+    write_config,
+)
 from tests.bench.limits import raise_fd_limit
 from tests.bench.redisstats import RedisWatch
 from tests.bench.report import Row, compare, table, to_json, verdict_table, verdicts
@@ -87,6 +93,7 @@ SCENARIOS = {
     "hold": "slow streams held",
     "t_c50": "Chat→Anthropic c=50",
     "t_stream10": "Chat→Anthropic stream c=10",
+    "spread_c50": "closed c=50, 3 deployments",
 }
 
 
@@ -127,7 +134,10 @@ class Bench:
     def _gateway(self, workers: int = 1) -> Gateway:
         RESULTS.mkdir(exist_ok=True)
         log = RESULTS / f"gateway-{workers}.log"
-        gw = start_gateway(self.redis.url, self.upstream.url, log, self.plan.log_level, workers)
+        config = write_config(RESULTS / "deployments.toml")
+        gw = start_gateway(
+            self.redis.url, self.upstream.url, log, self.plan.log_level, workers, config
+        )
         self.gateways.append(gw)
         return gw
 
@@ -223,7 +233,18 @@ class Bench:
                 await stream_row(self.names["stream10"], target, watch, 10, plan.stream_seconds)
             )
         await self._translated(gw, watch)
+        await self._spread(gw, watch)
         await self._hold(pair, watch)
+
+    async def _spread(self, gw: Gateway, watch: RedisWatch) -> None:
+        """One model over three deployments: the gateway row, and the choosing cost alone."""
+        self.meta["selection_us"] = await selection_figures(self.redis.url)
+        print(selection_line(self.meta["selection_us"]), flush=True)
+        target = gateway_target(gw, "gateway", SPREAD_MODEL)
+        await self._warm(target)
+        self.rows.append(
+            await wrk_row(self.names["spread_c50"], target, watch, 50, self.plan.closed_seconds)
+        )
 
     async def _translated(self, gw: Gateway, watch: RedisWatch) -> None:
         plan, rows = self.plan, self.rows
@@ -296,6 +317,8 @@ class Bench:
                 "",
                 f"Redis commands per request ({self.names['open50']}, gateway): {redis_detail}",
             ]
+        if "selection_us" in self.meta:
+            lines += ["", selection_line(self.meta["selection_us"])]
         return "\n".join(lines) + "\n"
 
     def _redis_detail(self) -> str:

@@ -96,11 +96,19 @@ class Gateway:
 
 
 def start_gateway(
-    redis_url: str, upstream_url: str, log: Path, log_level: str, workers: int = 1
+    redis_url: str,
+    upstream_url: str,
+    log: Path,
+    log_level: str,
+    workers: int = 1,
+    config: Path | None = None,
 ) -> Gateway:
-    """`edge serve` with production settings: Redis store, API keys, quotas, INFO logs."""
+    """`edge serve` with production settings: Redis store, API keys, quotas, INFO logs (and
+    `config` as its EDGE_CONFIG: catalog additions)."""
     # No load balancer to wait for on stop: skip the shutdown grace period.
     env = gateway_env(redis_url, upstream_url, EDGE_LOG_LEVEL=log_level, EDGE_SHUTDOWN_GRACE="0")
+    if config is not None:
+        env["EDGE_CONFIG"] = str(config)
     args = ["--workers", str(workers)] if workers > 1 else []
     process = GatewayProcess(env, args=args)
     process.log = log
