@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.support.clock import Deadline
@@ -205,3 +206,54 @@ async def test_a_429_is_skipped_by_both_replicas_then_used_again(
                     await asyncio.sleep(0.05)
     finally:
         await asyncio.gather(asyncio.to_thread(one.stop), asyncio.to_thread(two.stop))
+
+
+RESPONSES = {r.name: r for r in recordings("openai-responses")}
+
+
+async def test_a_stored_chain_goes_back_to_the_deployment_holding_it(
+    fake: FakeUpstream, tmp_path: Path
+) -> None:
+    live = await gateway_with(fake, tmp_path, (1, 1, 1), (0, 0, 0))
+    try:
+        assert live.http is not None
+        base = RESPONSES["openai-phase.1.json"].body()
+        # Each answer its own id (a recording has one), whichever deployment gives it.
+        fake.push(*(Scenario(body=orjson.dumps({**base, "id": f"resp_{n}"})) for n in range(4)))
+        tenant = await live.tenant()
+        headers = {"Authorization": f"Bearer {tenant.key}"}
+
+        async def create(**extra: Any) -> dict[str, Any]:
+            body = {"model": "spread", "input": "hi", "store": True, **extra}
+            async with live.http.post(  # type: ignore[union-attr]
+                f"{live.url}/v1/responses", json=body, headers=headers
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                found: dict[str, Any] = await resp.json()
+                return found
+
+        first = await create()
+        assert fake.requests[-1].path.startswith("/a/")  # equal weights: `a`, `b`, `c`, ...
+        # Round robin alone would send the next call to `b`; the chain goes back to `a`.
+        await create(previous_response_id=first["id"])
+        assert fake.requests[-1].path.startswith("/a/")
+        # A call that is not part of the chain is spread as usual: `c` is next.
+        await create()
+        assert fake.requests[-1].path.startswith("/c/")
+    finally:
+        await stop_live(live)
+
+
+async def test_access_lists_narrow_a_model_to_the_deployments_they_allow(
+    weighted: Live, fake: FakeUpstream
+) -> None:
+    answer_all(fake)
+    assert weighted.http is not None
+    kept_off = await weighted.tenant(quota={"deny_models": ["dep-c/*"]})
+    for _ in range(12):
+        assert (await chat(weighted.http, weighted.url, kept_off.key))[0] == 200
+    assert hits(fake)["c"] == 0
+    assert hits(fake)["a"] + hits(fake)["b"] == 12
+    nowhere = await weighted.tenant(quota={"models": ["dep-z/*"]})
+    status, raw = await chat(weighted.http, weighted.url, nowhere.key)
+    assert status == 403 and b"model_not_allowed" in raw
