@@ -16,6 +16,7 @@ calls providers (`edge.upstream.client.open_upstream`) finds it without being ha
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -29,10 +30,6 @@ from edge.routing import Route
 
 try:  # the `otel` extra; without it traces are only propagated
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     HAVE_OTEL = True
@@ -122,10 +119,10 @@ def tracing_from_env(env: Mapping[str, str]) -> Tracing:
     if not HAVE_OTEL:
         log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but the otel extra is not installed")
         return Tracing()
-    provider = TracerProvider(resource=Resource.create({"service.name": "edge"}))
-    # The exporter reads the endpoint, headers and timeout from the OTEL_* variables itself.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return Tracing(provider)
+    # The SDK and its exporter cost start-up time and memory a process that exports nothing
+    # should not pay: they are loaded here, once, only when an endpoint is configured.
+    export = importlib.import_module("edge.tracing_export")
+    return Tracing(export.exporting_provider())
 
 
 def parent_context(incoming: dict[str, str]) -> Any:

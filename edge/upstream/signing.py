@@ -3,14 +3,20 @@ Bedrock, OAuth access tokens for Vertex AI. Each is made once per provider and k
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import Protocol, cast
 
 from aiohttp import web
 
 from edge.errors import GatewayError
-from edge.upstream.aws import AwsSigner, have_botocore
-from edge.upstream.google_tokens import GoogleTokens, have_google_auth
 from policies.catalog import Provider
+
+# botocore and google-auth each cost a process tens of MB and a good part of a second to load:
+# their modules are imported at the first call to a provider of their kind, never otherwise.
+_SIGNER_MODULES = {
+    "bedrock": ("edge.upstream.aws", "the bedrock extra (botocore)"),
+    "vertex": ("edge.upstream.google_tokens", "the vertex extra (google-auth)"),
+}
 
 
 class Signer(Protocol):
@@ -41,7 +47,7 @@ class ProviderCredentials:
 
     def signer_for(self, provider: Provider) -> Signer | None:
         """The provider's signer; None when its key is a static header (`upstream_headers`)."""
-        if provider.kind not in ("bedrock", "vertex"):
+        if provider.kind not in _SIGNER_MODULES:
             return None
         signer = self._signers.get(provider.name)
         if signer is None:
@@ -50,13 +56,15 @@ class ProviderCredentials:
 
     @staticmethod
     def _make(provider: Provider) -> Signer:
+        name, extra = _SIGNER_MODULES[provider.kind]
+        module = importlib.import_module(name)
         if provider.kind == "bedrock":
-            if not have_botocore():
-                raise not_configured(provider, "the bedrock extra (botocore) is not installed")
-            return AwsSigner(provider.region or "", service="bedrock")
-        if not have_google_auth():
-            raise not_configured(provider, "the vertex extra (google-auth) is not installed")
-        return GoogleTokens(provider.credentials_file)
+            if not module.have_botocore():
+                raise not_configured(provider, f"{extra} is not installed")
+            return cast(Signer, module.AwsSigner(provider.region or "", service="bedrock"))
+        if not module.have_google_auth():
+            raise not_configured(provider, f"{extra} is not installed")
+        return cast(Signer, module.GoogleTokens(provider.credentials_file))
 
 
 CREDENTIALS = web.AppKey("provider_credentials", ProviderCredentials)
