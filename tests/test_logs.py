@@ -67,6 +67,9 @@ async def test_request_line_has_the_fields_and_no_secret(fake: FakeUpstream) -> 
         assert expected in messages, messages
     start = next(r for r in records if r["msg"] == "starting")
     assert start["store"] == "memory://" and start["pid"]
+    # Start-up's objects are frozen out of the collector's full passes.
+    listening = next(r for r in records if r["msg"] == "listening")
+    assert listening["gc_frozen"] > 10_000, listening
     line = next(r for r in records if r.get("request_id") == "req-log-test-1")
     assert set(line) >= REQUEST_FIELDS
     assert line["status"] == 200 and line["model"] == "gpt-5-4" and line["provider"] == "openai"
