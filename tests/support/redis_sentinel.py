@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -14,15 +15,16 @@ from redis.exceptions import RedisError
 
 from tests.support.clock import Deadline
 from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer, redis_binary
+from tests.support.redis_server import SERVER_VAR, RedisServer, redis_binary
 
 MASTER = "edgemaster"
 DOWN_AFTER_MS = 1000  # a master silent this long is down: a failover takes ~2-3 s
 
 
 def sentinel_command() -> list[str]:
-    """redis-sentinel (Debian package redis-sentinel), or redis-server in sentinel mode."""
-    found = shutil.which("redis-sentinel")
+    """redis-sentinel (Debian package redis-sentinel), or the server in sentinel mode (always,
+    when $EDGE_TEST_REDIS_SERVER names another server)."""
+    found = None if os.environ.get(SERVER_VAR) else shutil.which("redis-sentinel")
     return [found] if found else [redis_binary(), "--sentinel"]
 
 

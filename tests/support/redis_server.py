@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -14,9 +15,20 @@ from pathlib import Path
 from tests.support.clock import Deadline
 from tests.support.ports import free_port
 
+# Another server speaking the protocol, e.g. EDGE_TEST_REDIS_SERVER=valkey-server: every test
+# that starts a Redis (single, cluster and Sentinel) then starts that one instead.
+SERVER_VAR = "EDGE_TEST_REDIS_SERVER"
+
 
 def redis_binary() -> str:
-    """Path of redis-server; `make test` installs it with apt when missing."""
+    """Path of redis-server (or of $EDGE_TEST_REDIS_SERVER); `make test` installs redis-server
+    with apt when missing."""
+    chosen = os.environ.get(SERVER_VAR)
+    if chosen:
+        path = shutil.which(chosen)
+        if path is None:
+            raise RuntimeError(f"{SERVER_VAR}={chosen}: no such executable")
+        return path
     found = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
