@@ -28,7 +28,14 @@ from edge.routing import DeploymentRoute, Route
 from edge.store.base import Invalidation, StoreUnavailable
 from edge.store.deployments import DeploymentStore
 from edge.tracing import begin_attempt
-from policies.cooldown import RetryBounds, cooldown, provider_delay, streak
+from policies.cooldown import (
+    ATTRIBUTABLE,
+    RetryBounds,
+    cooldown,
+    provider_delay,
+    shared_fault,
+    streak,
+)
 from policies.deployments import IDLE, Deployment, Load, plan
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,9 @@ class Balancer:
         self._turns: dict[tuple[str, ...], list[float]] = {}
         self._mirror: dict[tuple[str, ...], tuple[float, list[Load]]] = {}
         self._unsent: dict[str, dict[str, tuple[int, int]]] = {}  # use not yet written
+        # Per model and deployment: the account and time of its last 5xx or timeout not yet
+        # blamed on the deployment (`policies.cooldown.shared_fault`).
+        self._suspects: dict[tuple[str, str], tuple[str | None, float]] = {}
         self._flusher: asyncio.Task[None] | None = None
         if invalidation is not None:
             invalidation.subscribe(self.heard)
@@ -167,7 +177,7 @@ class Balancer:
             except GatewayError as err:
                 fault = fault_of(err.status, err.code, err.retry)
                 if fault is not None:
-                    await self._failed(model, choice.deployment, loads[index], fault, err)
+                    await self._failed(ctx, model, choice.deployment, loads[index], fault, err)
                 if fault is None or not self._again(ctx, fault, index, following, ends):
                     raise
             else:
@@ -181,7 +191,7 @@ class Balancer:
                     return response
                 # A passthrough relays the provider's own 429 or 5xx as it is, unraised.
                 await self._failed(
-                    model, choice.deployment, loads[index], fault, response.headers.items()
+                    ctx, model, choice.deployment, loads[index], fault, response.headers.items()
                 )
                 if response.prepared or not self._again(ctx, fault, index, following, ends):
                     return response
@@ -249,6 +259,7 @@ class Balancer:
 
     async def _failed(
         self,
+        ctx: RequestContext,
         model: str,
         deployment: Deployment,
         load: Load,
@@ -258,6 +269,8 @@ class Balancer:
         """Count the failure and cool the deployment down, for every replica."""
         self._metrics.error(model, deployment.name, fault)
         now = self._clock()
+        if not self._blamed(model, deployment.name, fault, ctx.account, now):
+            return  # this call still tries a peer; the deployment stays in every one's plan
         headers = said.headers.items() if isinstance(said, GatewayError) else said
         asked = provider_delay(headers, now) if fault == "rate_limited" else None
         strikes = streak(load.strikes, load.cooled_until, now)
@@ -276,6 +289,22 @@ class Balancer:
         self._forget(model)
         if self._invalidation is not None:
             await self._quietly(self._invalidation.publish(TOPIC + model))
+
+    def _blamed(
+        self, model: str, name: str, fault: str, account: str | None, now: float
+    ) -> bool:
+        """Whether the failure is the deployment's, to be cooled for everyone; a 5xx or a
+        timeout is remembered as a suspect until another account's call fails there too."""
+        if fault not in ATTRIBUTABLE:
+            return True
+        key = (model, name)
+        if shared_fault(fault, account, self._suspects.get(key), now):
+            del self._suspects[key]
+            return True
+        if len(self._suspects) >= MAX_TURNS:
+            self._suspects.clear()
+        self._suspects[key] = (account, now)
+        return False
 
     @staticmethod
     async def _quietly(call: Awaitable[None]) -> None:

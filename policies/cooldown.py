@@ -13,6 +13,11 @@ BASE_COOLDOWN = 2.0
 MAX_COOLDOWN = 300.0
 # A failure this long after the last cooldown ended starts a new streak.
 STREAK_MEMORY = 120.0
+# Failures one request may provoke by itself (a provider's 5xx on an odd input, a generation
+# slower than the timeout): one account's alone never cool a deployment for every tenant. They
+# do once a second account's call fails there within this many seconds of the first's.
+ATTRIBUTABLE = frozenset({"server_error", "timeout"})
+BLAME_WINDOW = 60.0
 # The provider's reset headers: `Retry-After` / `retry-after-ms` first, then the reset times
 # of OpenAI-style (`x-ratelimit-reset-requests: 6m0s`) and Anthropic (`...-reset: <RFC 3339>`)
 # rate-limit headers, of which the latest counts (which limit was hit is not said).
@@ -71,6 +76,19 @@ def provider_delay(headers: Iterable[tuple[str, str]], now: float) -> float | No
             if found is not None:
                 resets.append(found)
     return max(0.0, max(resets)) if resets else None
+
+
+def shared_fault(
+    fault: str, account: str | None, earlier: tuple[str | None, float] | None, now: float
+) -> bool:
+    """Whether a failure cools its deployment down for every tenant: a rate limit or a
+    transport failure always does; a 5xx or a timeout only when `earlier` (the account and time
+    of the last one there) shows another account's call failed there within the window."""
+    if fault not in ATTRIBUTABLE:
+        return True
+    if earlier is None or now - earlier[1] > BLAME_WINDOW:
+        return False
+    return earlier[0] != account
 
 
 def streak(previous_strikes: int, previous_until: float, now: float) -> int:

@@ -10,7 +10,14 @@ from email.utils import format_datetime
 import pytest
 
 from policies.catalog import Catalog, CatalogError, build_catalog
-from policies.cooldown import MAX_COOLDOWN, cooldown, provider_delay, streak
+from policies.cooldown import (
+    BLAME_WINDOW,
+    MAX_COOLDOWN,
+    cooldown,
+    provider_delay,
+    shared_fault,
+    streak,
+)
 from policies.deployments import Deployment, Load, headroom, plan
 
 NOW = 1_000_000.0
@@ -151,3 +158,15 @@ def test_provider_delays_are_read_from_each_header_style() -> None:
     assert provider_delay(anthropic, NOW) == pytest.approx(30.0)
     assert provider_delay([("x-ratelimit-remaining-requests", "0")], NOW) is None
     assert provider_delay([("Retry-After", "soon")], NOW) is None
+
+
+def test_one_accounts_5xx_or_timeouts_never_cool_a_deployment_for_everyone() -> None:
+    # Rate limits and transport failures are the deployment's own: they always count.
+    for fault in ("rate_limited", "unreachable", "interrupted"):
+        assert shared_fault(fault, "acct-a", None, NOW)
+    for fault in ("server_error", "timeout"):
+        assert not shared_fault(fault, "acct-a", None, NOW)  # the first: a suspect only
+        assert not shared_fault(fault, "acct-a", ("acct-a", NOW - 1), NOW)  # the same account
+        assert shared_fault(fault, "acct-b", ("acct-a", NOW - 1), NOW)  # a second account
+        stale = ("acct-a", NOW - BLAME_WINDOW - 1)
+        assert not shared_fault(fault, "acct-b", stale, NOW)  # too long after the first

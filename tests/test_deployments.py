@@ -169,6 +169,26 @@ async def test_a_reset_after_the_first_byte_ends_the_stream_and_is_not_retried(
     assert today["requests"] == 1
 
 
+async def test_one_tenants_5xx_never_cools_a_deployment_for_the_others(
+    preferred: Live, fake: FakeUpstream
+) -> None:
+    """A tenant whose own requests make a deployment fail (a provider's 5xx on an odd input)
+    is retried on a peer, but cannot take that deployment from every tenant: only a second
+    account's failure there cools it down."""
+    answer_all(fake)
+    fake.by_path["/a/v1/chat/completions"] = Scenario(status=500, body=b'{"error":{}}')
+    assert preferred.http is not None
+    first, second = await preferred.tenant(), await preferred.tenant()
+    for n in (1, 2, 3):  # the first tenant alone: `a` is tried (first tier) and fails each time
+        assert (await chat(preferred.http, preferred.url, first.key))[0] == 200
+        assert hits(fake)["a"] == n
+    assert (await chat(preferred.http, preferred.url, second.key))[0] == 200
+    assert hits(fake)["a"] == 4  # a second account's failure: now it is the deployment's
+    for tenant in (first, second):
+        assert (await chat(preferred.http, preferred.url, tenant.key))[0] == 200
+    assert hits(fake)["a"] == 4  # cooled down for everyone
+
+
 async def test_a_429_is_skipped_by_both_replicas_then_used_again(
     redis_server: RedisServer, fake: FakeUpstream, tmp_path: Path
 ) -> None:
