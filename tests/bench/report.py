@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+RELAY = "bare relay"  # the label of the bare aiohttp relay's rows
+
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) by nearest rank; 0 for no values."""
@@ -20,7 +22,7 @@ class Row:
     """One scenario run against one target. Times in milliseconds."""
 
     scenario: str
-    target: str  # direct | gateway | gateway x2
+    target: str  # direct | bare relay | gateway | gateway x2 | a peer's name
     requests: int = 0
     errors: int = 0
     rps: float = 0.0
@@ -110,42 +112,65 @@ class Verdict:
     met: bool | None  # None: not measured in this run
 
 
-def _row(rows: list[Row], scenario: str, target: str = "gateway") -> Row | None:
+def find_row(rows: list[Row], scenario: str, target: str = "gateway") -> Row | None:
+    """The measured row of `scenario` for `target`, if any."""
     for r in rows:
         if r.scenario == scenario and r.target == target and not r.note:
             return r
     return None
 
 
+def _within(goal: str, r: Row | None, relay: Row | None, figure: str, slack: float) -> Verdict:
+    """`figure` of the gateway's row at most the relay's plus `slack` ms."""
+    mine = None if r is None else getattr(r, figure)
+    floor = None if relay is None else getattr(relay, figure)
+    if mine is None or floor is None:
+        return Verdict(goal, "not measured", None)
+    return Verdict(goal, f"{mine:+.2f} ms (relay {floor:+.2f} ms)", mine <= floor + slack)
+
+
 def verdicts(rows: list[Row], scenarios: dict[str, str]) -> list[Verdict]:
-    """The issue's targets, checked against this run. `scenarios` maps roles to names."""
+    """The performance targets, relative to the bare relay of the same run, checked against
+    this run. `scenarios` maps roles to names."""
     out: list[Verdict] = []
-    r = _row(rows, scenarios["open50"])
-    if r is not None and r.added_p50 is not None and r.added_p99 is not None:
+    gw, relay = find_row(rows, scenarios["c50"]), find_row(rows, scenarios["c50"], RELAY)
+    goal = "throughput at c=50, one process: ≥ 70% of the bare relay"
+    if gw is None or relay is None or not relay.rps:
+        out.append(Verdict(goal, "not measured", None))
+    else:
+        share = gw.rps / relay.rps
+        out.append(
+            Verdict(goal, f"{share:.0%} ({gw.rps:,.0f} vs {relay.rps:,.0f} req/s)", share >= 0.7)
+        )
+    x2 = find_row(rows, scenarios["c50"], "gateway x2")
+    goal = "throughput at c=50, `--workers 2`: ≥ 1.6 times one process"
+    if gw is None or x2 is None or not gw.rps:
+        out.append(Verdict(goal, "not measured", None))
+    else:
+        out.append(Verdict(goal, f"{x2.rps / gw.rps:.2f} times", x2.rps / gw.rps >= 1.6))
+    r, floor = find_row(rows, scenarios["open50"]), find_row(rows, scenarios["open50"], RELAY)
+    out.append(
+        _within("added latency at 50 req/s: p50 ≤ relay + 0.5 ms", r, floor, "added_p50", 0.5)
+    )
+    out.append(_within("added latency at 50 req/s: p99 ≤ relay + 2 ms", r, floor, "added_p99", 2.0))
+    r, floor = find_row(rows, scenarios["stream10"]), find_row(rows, scenarios["stream10"], RELAY)
+    out.append(
+        _within("added TTFB p50 at 10 streams: ≤ relay + 0.5 ms", r, floor, "added_ttfb_p50", 0.5)
+    )
+    goal = "CPU per call at c=50, Redis's included: ≤ 1.5 times the bare relay's"
+    if gw is None or relay is None or gw.cpu_ms_per_req is None or not relay.cpu_ms_per_req:
+        out.append(Verdict(goal, "not measured", None))
+    else:
+        mine = gw.cpu_ms_per_req + (gw.redis_cpu_ms_per_req or 0.0)
+        ratio = mine / relay.cpu_ms_per_req
         out.append(
             Verdict(
-                "added latency at 50 req/s: p50 ≤ 0.5 ms, p99 ≤ 2 ms",
-                f"p50 {r.added_p50:+.2f} ms, p99 {r.added_p99:+.2f} ms",
-                r.added_p50 <= 0.5 and r.added_p99 <= 2.0,
+                goal,
+                f"{ratio:.2f} times ({mine:.3f} vs {relay.cpu_ms_per_req:.3f} ms)",
+                ratio <= 1.5,
             )
         )
-    for target, goal in (("gateway", 0.35), ("gateway x2", 0.60)):
-        r = _row(rows, scenarios["c50"], target)
-        label = f"throughput at c=50, {target}: ≥ {goal:.0%} of direct"
-        if r is None or r.rps_ratio is None:
-            out.append(Verdict(label, "not measured", None))
-        else:
-            out.append(Verdict(label, f"{r.rps_ratio:.0%}", r.rps_ratio >= goal))
-    r = _row(rows, scenarios["stream10"])
-    if r is not None and r.added_ttfb_p50 is not None:
-        out.append(
-            Verdict(
-                "added TTFB at 10 streams: p50 ≤ 1 ms",
-                f"{r.added_ttfb_p50:+.2f} ms",
-                r.added_ttfb_p50 <= 1.0,
-            )
-        )
-    r = _row(rows, scenarios["hold"])
+    r = find_row(rows, scenarios["hold"])
     if r is not None:
         peak = r.extra.get("peak_rss_mb", r.rss_mb or 0.0)
         out.append(
@@ -156,7 +181,7 @@ def verdicts(rows: list[Row], scenarios: dict[str, str]) -> list[Verdict]:
                 r.errors == 0 and peak <= 250,
             )
         )
-    r = _row(rows, scenarios["open50"])
+    r = find_row(rows, scenarios["open50"])
     if r is not None and r.redis_rtt_per_req is not None:
         out.append(
             Verdict(

@@ -28,7 +28,7 @@ from tests.bench.deployments import (
 )
 from tests.bench.limits import raise_fd_limit
 from tests.bench.redisstats import RedisWatch
-from tests.bench.report import Row, compare, table, to_json, verdict_table, verdicts
+from tests.bench.report import RELAY, Row, compare, table, to_json, verdict_table, verdicts
 from tests.bench.scenarios import (
     Target,
     hold_row,
@@ -40,12 +40,21 @@ from tests.bench.scenarios import (
 from tests.bench.stack import (
     FakeUpstreamProcess,
     Gateway,
+    Service,
     probe,
     provision,
     serve_help,
     start_gateway,
+    start_relay,
 )
-from tests.bench.targets import ANTHROPIC_MODEL, anthropic_direct, direct_target, gateway_target
+from tests.bench.systems import Scenarios, system_table
+from tests.bench.targets import (
+    ANTHROPIC_MODEL,
+    anthropic_direct,
+    direct_target,
+    gateway_target,
+    relay_target,
+)
 from tests.bench.upstream import install_uvloop
 from tests.support.redis_server import RedisServer
 
@@ -128,6 +137,7 @@ class Bench:
         self.redis = RedisServer()
         self.upstream = FakeUpstreamProcess()
         self.gateways: list[Gateway] = []
+        self.relay: Service | None = None
         self.names = dict(SCENARIOS)
         self.names["hold"] = f"{plan.streams_held} streams held {plan.hold_seconds:g} s"
 
@@ -148,6 +158,7 @@ class Bench:
         self.upstream.start()
         watch = RedisWatch(self.redis.url, self.redis.proc.pid if self.redis.proc else None)
         try:
+            self.relay = start_relay(self.upstream.url)
             gw = self._gateway()
             await provision(gw)
             await self._features(gw)
@@ -169,6 +180,8 @@ class Bench:
             watch.close()
             for g in self.gateways:
                 self._stop(g)
+            if self.relay is not None:
+                self.relay.stop()
             self.upstream.stop()
             self.redis.stop()
         self.meta["machine"]["load_after"] = os.getloadavg()
@@ -212,7 +225,13 @@ class Bench:
 
     async def _main(self, gw: Gateway, watch: RedisWatch) -> None:
         plan, rows = self.plan, self.rows
-        pair = (direct_target(self.upstream), gateway_target(gw, "gateway"))
+        assert self.relay is not None
+        # The bare relay runs every scenario the gateway does, in the same run: the floor.
+        pair = (
+            direct_target(self.upstream),
+            relay_target(self.relay),
+            gateway_target(gw, "gateway"),
+        )
         for target in pair:
             await self._warm(target)
         for target in pair:
@@ -265,7 +284,7 @@ class Bench:
                 await stream_row(self.names["t_stream10"], target, watch, 10, plan.stream_seconds)
             )
 
-    async def _hold(self, pair: tuple[Target, Target], watch: RedisWatch) -> None:
+    async def _hold(self, pair: tuple[Target, ...], watch: RedisWatch) -> None:
         plan = self.plan
         delay = 1.0 if plan.hold_seconds >= 10 else 0.1
         # A chat stream is its deltas plus four events (role, finish, usage, [DONE]).
@@ -299,11 +318,24 @@ class Bench:
             + (" on uvloop" if f["uvloop"] else "")
             + "; 1 KiB bodies; streams of 20 deltas 5 ms apart",
             "",
+            "## Beside the bare relay",
+            "",
+            system_table(self.rows, self._scenarios(), self._systems()),
+            "",
+            "The bare relay is an aiohttp handler that POSTs the body to the fake upstream "
+            "through one pooled session and relays the answer (tests/bench/floor.py): the floor "
+            "of any aiohttp gateway. Added figures are each system's minus direct's in the same "
+            f"run: p50 / p99 at {self.names['open50']}, TTFB p50 at {self.names['stream10']}; "
+            f"CPU per request at {self.names['c50']} (on the direct line, the fake upstream's).",
+            "",
+            "## Every scenario",
+            "",
             table(self.rows),
             "",
-            "Added latency and TTFB are the gateway's figure minus the direct one in the same run; "
-            "(x%) after req/s is the share of the direct throughput. CPU ms/req and RSS are the "
-            "gateway's (all its processes). Redis: commands per request, and in brackets the "
+            "Added latency and TTFB are the figure minus the direct one in the same run; "
+            "(x%) after req/s is the share of the direct throughput. CPU ms/req and RSS are "
+            "those of the server measured (all its processes; the fake upstream's on direct "
+            "rows). Redis: commands per request, and in brackets the "
             "round trips (redis-server read events) per request; Redis CPU is redis-server's "
             "own. Held streams: p50/p99 are stream durations, RSS is the peak while they are "
             "open.",
@@ -320,6 +352,18 @@ class Bench:
         if "selection_us" in self.meta:
             lines += ["", selection_line(self.meta["selection_us"])]
         return "\n".join(lines) + "\n"
+
+    def _scenarios(self) -> Scenarios:
+        return Scenarios(self.names["c50"], self.names["open50"], self.names["stream10"])
+
+    def _systems(self) -> list[tuple[str, str]]:
+        commit = self.meta["machine"]["commit"]
+        return [
+            ("direct", "direct (the fake upstream)"),
+            (RELAY, "bare aiohttp relay"),
+            ("gateway", f"**edge** ({commit})"),
+            ("gateway x2", "edge `--workers 2`"),
+        ]
 
     def _redis_detail(self) -> str:
         for r in self.rows:

@@ -26,8 +26,9 @@ class Target:
     headers: dict[str, str]
     body: bytes
     stream_body: bytes
-    pids: Callable[[], list[int]] | None = None  # the gateway's processes; None when direct
+    pids: Callable[[], list[int]] | None = None  # the processes whose CPU and RSS count
     host: str = "127.0.0.1"
+    store: bool = False  # uses the Redis under watch: its commands and CPU count too
 
     @property
     def url(self) -> str:
@@ -54,6 +55,8 @@ class Meter:
         if self.target.pids is not None:
             self.pids = self.target.pids()
             self.cpu0 = procstat.cpu_seconds(self.pids)
+        if not self.target.store:
+            self.redis = None
         self.redis0 = self.redis.snapshot() if self.redis and self.pids else None
         self.redis_cpu0 = self.redis.cpu_seconds() if self.redis else 0.0
 

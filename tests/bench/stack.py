@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from tests.bench import procstat
+from tests.bench.report import RELAY
 from tests.support.gateway import GatewayProcess, Live, gateway_env
 from tests.support.ports import free_port
 
@@ -53,6 +57,10 @@ class FakeUpstreamProcess:
         wait_port(self.port, self.proc)
         return self
 
+    def pids(self) -> list[int]:
+        """Its process (its CPU is what answering directly costs)."""
+        return [self.proc.pid] if self.proc is not None else []
+
     def stop(self) -> None:
         """Terminate."""
         if self.proc is not None and self.proc.poll() is None:
@@ -70,6 +78,82 @@ class FakeUpstreamProcess:
             http.post(f"{self.url}/_bench/shape", json=shape) as resp,
         ):
             resp.raise_for_status()
+
+
+@dataclass
+class Service:
+    """A server the bench starts on a loopback port, in its own process group (so that its
+    children are stopped with it), its output in `log`."""
+
+    name: str
+    argv: list[str]
+    port: int
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    log: Path | None = None
+    startup: float = 30.0  # seconds it may take to listen
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Service:
+        """Start and wait until it accepts connections (stopped again if it never does)."""
+        out = self.log.open("wb") if self.log is not None else None
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()
+        try:
+            wait_port(self.port, self.proc, self.startup)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{self.name}: {exc}{self._log_tail()}") from None
+        return self
+
+    def _log_tail(self) -> str:
+        if self.log is None or not self.log.is_file():
+            return ""
+        tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+        return "; its last lines: " + " / ".join(tail) if tail else ""
+
+    def pids(self) -> list[int]:
+        """The process and its children."""
+        return procstat.tree(self.proc.pid) if self.proc is not None else []
+
+    def stop(self) -> None:
+        """SIGTERM to the whole group, SIGKILL after 10 s."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # Children that outlived their parent are still in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_relay(upstream_url: str) -> Service:
+    """The bare aiohttp relay (tests/bench/floor.py) in front of the fake upstream."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.bench.floor", "--port", str(port)]
+    return Service(RELAY, [*argv, "--upstream", upstream_url], port).start()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from tests.bench.scenarios import Target
-from tests.bench.stack import BRANCH, FakeUpstreamProcess, Gateway
+from tests.bench.stack import BRANCH, FakeUpstreamProcess, Gateway, Service
 from tests.support.gateway import UPSTREAM_SECRET
 
 OPENAI_MODEL, OPENAI_UPSTREAM = "gpt-5-4", "gpt-5.4"
@@ -55,6 +55,7 @@ def direct_target(upstream: FakeUpstreamProcess) -> Target:
         chat_body(OPENAI_UPSTREAM, False),
         # What the gateway sends upstream: it asks for the usage chunk that quotas need.
         chat_body(OPENAI_UPSTREAM, True, usage=True),
+        pids=upstream.pids,
     )
 
 
@@ -68,7 +69,28 @@ def gateway_target(gw: Gateway, label: str, model: str = OPENAI_MODEL) -> Target
         chat_body(model, False),
         chat_body(model, True),
         pids=gw.pids,
+        store=True,
     )
+
+
+def service_target(
+    service: Service, headers: dict[str, str], model: str, path: str = "/v1/chat/completions"
+) -> Target:
+    """Chat Completions through another server (a peer gateway), as its clients call it."""
+    return Target(
+        service.name,
+        service.port,
+        path,
+        headers,
+        chat_body(model, False),
+        chat_body(model, True),
+        pids=service.pids,
+    )
+
+
+def relay_target(relay: Service) -> Target:
+    """Chat Completions through the bare aiohttp relay: what a client sends, passed on as is."""
+    return service_target(relay, {"Authorization": "Bearer x"}, OPENAI_UPSTREAM)
 
 
 def anthropic_direct(upstream: FakeUpstreamProcess) -> Target:
@@ -80,4 +102,5 @@ def anthropic_direct(upstream: FakeUpstreamProcess) -> Target:
         {"x-api-key": UPSTREAM_SECRET, "anthropic-version": "2023-06-01"},
         messages_body(False),
         messages_body(True),
+        pids=upstream.pids,
     )
