@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from edge.deployment_metrics import DeploymentMetrics
 from edge.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "edge-dashboard.json"
@@ -16,9 +17,11 @@ SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), 
 
 
 def exported() -> dict[str, set[str]]:
-    """Series name -> label names, for every series edge's Metrics defines."""
+    """Series name -> label names, for every series edge's Metrics (and the deployments'
+    series it registers beside them) defines."""
     out: dict[str, set[str]] = {}
-    for metric in vars(Metrics()).values():
+    metrics = Metrics()
+    for metric in [*vars(metrics).values(), *vars(DeploymentMetrics(metrics.registry)).values()]:
         if isinstance(metric, MetricWrapperBase):
             labels = set(metric._labelnames)
             for suffix in SUFFIXES[metric._type]:
