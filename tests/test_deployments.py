@@ -27,6 +27,7 @@ from tests.support.gateway import (
 )
 from tests.support.recordings import recordings
 from tests.support.redis_server import RedisServer
+from tests.test_responses_passthrough import BY_NAME, frames_of
 
 CHAT = {r.name: r for r in recordings("openai-chat")}
 WHOLE, STREAMED = CHAT["openai-text.json"], CHAT["openai-text.chunks.txt"]
@@ -187,6 +188,41 @@ async def test_one_tenants_5xx_never_cools_a_deployment_for_the_others(
     for tenant in (first, second):
         assert (await chat(preferred.http, preferred.url, tenant.key))[0] == 200
     assert hits(fake)["a"] == 4  # cooled down for everyone
+
+
+@pytest.fixture
+async def second_tier_first(fake: FakeUpstream, tmp_path: Path) -> AsyncIterator[Live]:
+    """`a`, declared first, in the second tier: calls go to `b` or `c` while they are healthy."""
+    live = await gateway_with(fake, tmp_path, (1, 1, 1), (1, 0, 0))
+    yield live
+    await stop_live(live)
+
+
+async def test_a_background_run_goes_to_the_deployment_it_was_queued_for(
+    second_tier_first: Live, fake: FakeUpstream
+) -> None:
+    """The queued body names the chosen deployment's model; the worker that takes the run up
+    later sends it there, not to the model's first-declared deployment."""
+    frames = frames_of(BY_NAME["lmstudio-basic.1.chunks.txt"])
+    for name in NAMES:
+        fake.by_path[f"/{name}/v1/responses"] = Scenario(frames=frames)
+    tenant = await second_tier_first.tenant()
+    live = second_tier_first
+    assert live.http is not None
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    body = {"model": "spread", "input": "in the background", "background": True}
+    async with live.http.post(f"{live.url}/v1/responses", json=body, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        queued = await resp.json()
+    deadline = Deadline(10)
+    while True:
+        async with live.http.get(f"{live.url}/v1/responses/{queued['id']}", headers=headers) as r:
+            record = await r.json()
+        if record["status"] not in ("queued", "in_progress") or deadline.passed():
+            break
+        await asyncio.sleep(0.02)
+    assert record["status"] == "completed", record
+    assert hits(fake)["a"] == 0 and sum(hits(fake).values()) == 1, hits(fake)
 
 
 async def test_a_429_is_skipped_by_both_replicas_then_used_again(

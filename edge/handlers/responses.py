@@ -241,6 +241,9 @@ async def _enqueue(
         if passthrough
         else None,
         "reservation": reservation.to_json() if reservation is not None else None,
+        # The deployment this call's balancing chose (the body was written for it): the run
+        # goes there, wherever and whenever it is taken up.
+        "deployment": ctx.deployment,
     }
     record = StoredResponse(
         id=shell.id,

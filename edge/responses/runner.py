@@ -56,12 +56,23 @@ def admitted_of(run_log: RunLog) -> Reservation | None:
     return Reservation.from_json(held) if isinstance(held, dict) else None
 
 
+def queued_route(route: Route, job: dict[str, Any]) -> Route:
+    """The route of the deployment the run was queued for (its body was written for that
+    deployment's provider and model name); the model's first while that one is still declared
+    under another name, or for a job queued before deployments were recorded."""
+    chosen = job.get("deployment")
+    for choice in route.choices:
+        if choice.deployment.name == chosen:
+            return choice.route
+    return route
+
+
 async def run(app: web.Application, run_log: RunLog) -> None:
     """Run a claimed job to its terminal status (unless it is ended elsewhere first)."""
     record = run_log.record
     job = record.job or {}
     shell = shell_of(record.response, job)
-    route = resolve_route(app[SETTINGS].catalog, job.get("model"), "responses")
+    route = queued_route(resolve_route(app[SETTINGS].catalog, job.get("model"), "responses"), job)
     if job.get("upstream_body") is not None:
         await _passthrough(app, run_log, shell, route, job["upstream_body"])
     else:
