@@ -21,7 +21,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop --extra otel --extra bedrock \
         --extra vertex
 
-.PHONY: run test lint typecheck unit bench soak system-deps clean lock lock-check \
+.PHONY: run test lint typecheck unit bench bench-peers soak system-deps clean lock lock-check \
         install install-test install-bench
 
 $(UV):
@@ -78,8 +78,14 @@ test: lint typecheck unit
 bench: install-bench system-deps
 	$(BIN)/python -m tests.bench.run
 
+# LiteLLM and Portkey beside the bare relay and edge, each pinned (tests/bench/peers/) and
+# installed under that folder on first use: a virtualenv of its own, node_modules by npm ci.
+bench-peers: install-bench system-deps
+	UV=$(UV) $(BIN)/python -m tests.bench.peers.run
+
 soak: install-test system-deps
 	$(BIN)/pytest -q -rP -m soak tests/soak  # -rP: each run prints its figures
 
 clean:
-	rm -rf $(VENV) $(UV_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UV_DIR) .mypy_cache .ruff_cache .pytest_cache tests/bench/peers/.venv \
+	  tests/bench/peers/portkey/node_modules

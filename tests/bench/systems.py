@@ -31,7 +31,8 @@ def _pct(part: float, whole: Row | None) -> str:
     if whole is None or not whole.rps:
         return "—"
     share = part / whole.rps
-    return f"{share * 100:.1f} %" if share < 0.1 else f"{share * 100:.0f} %"
+    digits = 2 if share < 0.01 else 1 if share < 0.1 else 0
+    return f"{share * 100:.{digits}f} %"
 
 
 def _cpu(row: Row | None) -> str:
