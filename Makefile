@@ -21,7 +21,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop --extra otel --extra bedrock \
         --extra vertex
 
-.PHONY: run test lint typecheck unit bench bench-peers soak system-deps clean lock lock-check \
+.PHONY: run test lint typecheck unit bench bench-peers bench-scaling soak system-deps clean \
+        lock lock-check \
         install install-test install-bench
 
 $(UV):
@@ -82,6 +83,10 @@ bench: install-bench system-deps
 # installed under that folder on first use: a virtualenv of its own, node_modules by npm ci.
 bench-peers: install-bench system-deps
 	UV=$(UV) $(BIN)/python -m tests.bench.peers.run
+
+# How the gateway's CPU and added latency grow with body size, stream length, open streams.
+bench-scaling: install-bench system-deps
+	$(BIN)/python -m tests.bench.scaling
 
 soak: install-test system-deps
 	$(BIN)/pytest -q -rP -m soak tests/soak  # -rP: each run prints its figures

@@ -134,6 +134,15 @@ async def open_row(
     return meter.finish(_from_outcome(scenario, target, out, ttfb=False), len(out.exchanges))
 
 
+async def closed_row(
+    scenario: str, target: Target, redis: RedisWatch | None, concurrency: int, seconds: float
+) -> Row:
+    """Closed loop of whole answers with the asyncio client (any body size, unlike wrk's)."""
+    meter = Meter(target, redis)
+    out = await closed_loop(target.host, target.port, target.raw(False), concurrency, seconds)
+    return meter.finish(_from_outcome(scenario, target, out, ttfb=False), len(out.exchanges))
+
+
 async def stream_row(
     scenario: str, target: Target, redis: RedisWatch | None, concurrency: int, seconds: float
 ) -> Row:

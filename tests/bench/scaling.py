@@ -1,0 +1,319 @@
+"""`make bench-scaling`: how the gateway's cost grows as one dimension grows, the rest small.
+
+Three curves, each directly against the fake upstream and through two gateways (store
+memory:// and Redis): the request body (1 KiB to 8 MiB), the streamed answer's length (10 to
+10,000 deltas) and the streams open at once (10 to 2,000). Each point gives the gateway's CPU
+per call and its added latency; the marginal CPU per unit of work between two points shows a
+step that costs more than the work it adds (super-linear).
+
+python -m tests.bench.scaling              # about four minutes
+python -m tests.bench.scaling --quick      # seconds: small points, short runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.bench import procstat
+from tests.bench.limits import raise_fd_limit
+from tests.bench.redisstats import RedisWatch
+from tests.bench.report import Row, compare, to_json
+from tests.bench.run import RESULTS, machine
+from tests.bench.scenarios import Target, closed_row, hold_row, stream_row
+from tests.bench.stack import FakeUpstreamProcess, Gateway, provision, start_gateway
+from tests.bench.targets import OPENAI_MODEL, OPENAI_UPSTREAM, direct_target, gateway_target
+from tests.bench.upstream import install_uvloop
+from tests.support.redis_server import RedisServer
+
+KIB = 1024
+STORES = ("memory://", "redis://")
+# A step is marked super-linear when its marginal CPU per unit of work is this many times the
+# previous step's (and the call's CPU at least doubled: small steps are noise).
+SUPERLINEAR = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The points of each curve and how long each is measured."""
+
+    bodies: tuple[int, ...] = (KIB, 64 * KIB, 1024 * KIB, 8192 * KIB)
+    deltas: tuple[int, ...] = (10, 100, 1000, 10_000)
+    streams: tuple[int, ...] = (10, 100, 1000, 2000)
+    seconds: float = 3.0  # per point and target, closed loop
+    hold_seconds: float = 5.0  # how long each of the concurrent streams lasts
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """Two small points per curve, a second each."""
+        return cls(
+            bodies=(KIB, 64 * KIB),
+            deltas=(10, 100),
+            streams=(10, 50),
+            seconds=1.0,
+            hold_seconds=1.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One dimension: what grows, its unit, and the rows of each point (name → x)."""
+
+    title: str
+    unit: str  # of the marginal cost: "KiB", "delta"; "" when each call does the same work
+    points: dict[str, float]
+
+
+def sized_body(model: str, size: int) -> bytes:
+    """A Chat Completions request of about `size` bytes (one long user message)."""
+    base = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": ""}]}
+    pad = max(0, size - len(orjson.dumps(base)))
+    base["messages"] = [{"role": "user", "content": "x" * pad}]
+    return orjson.dumps(base)
+
+
+def _label(nbytes: int) -> str:
+    return f"{nbytes // (1024 * KIB)} MiB" if nbytes >= 1024 * KIB else f"{nbytes // KIB} KiB"
+
+
+@dataclass
+class Scaling:
+    """One run: the processes, the rows, the curves."""
+
+    plan: Plan
+    rows: list[Row] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.redis = RedisServer()
+        self.upstream = FakeUpstreamProcess()
+        self.gateways: list[Gateway] = []
+        self.meta = {"plan": asdict(self.plan), "machine": machine()}
+
+    async def run(self) -> None:
+        """Start the fake, Redis and a gateway on each store; run each curve; stop them."""
+        raise_fd_limit()
+        self.redis.start()
+        self.upstream.start()
+        watch = RedisWatch(self.redis.url, self.redis.proc.pid if self.redis.proc else None)
+        try:
+            targets = [direct_target(self.upstream)]
+            for store in STORES:
+                url = self.redis.url if store == "redis://" else store
+                log = RESULTS / f"scaling-{store.rstrip(':/')}.log"
+                gw = start_gateway(url, self.upstream.url, log, "INFO")
+                self.gateways.append(gw)
+                await provision(gw)
+                # Only the Redis gateway's traffic is counted against redis-server.
+                targets.append(replace(gateway_target(gw, store), store=store == "redis://"))
+            await self._bodies(targets, watch)
+            await self._deltas(targets, watch)
+            await self._streams(targets, watch)
+        finally:
+            watch.close()
+            for gw in self.gateways:
+                gw.process.stop()
+            self.upstream.stop()
+            self.redis.stop()
+        self.meta["machine"]["load_after"] = os.getloadavg()
+        compare(self.rows)
+
+    async def _points(
+        self,
+        targets: list[Target],
+        points: dict[str, float],
+        measure: Callable[[str, Target], Awaitable[Row]],
+        before: Callable[[float], Awaitable[None]],
+    ) -> None:
+        for name, x in points.items():
+            await before(x)
+            for target in targets:
+                print(f"{name}: {target.label}", flush=True)
+                self.rows.append(await measure(name, target))
+
+    async def _bodies(self, targets: list[Target], watch: RedisWatch) -> None:
+        points = {f"request body {_label(n)}": n / KIB for n in self.plan.bodies}
+        sizes = dict(zip(points, self.plan.bodies, strict=True))
+
+        async def measure(name: str, target: Target) -> Row:
+            model = OPENAI_UPSTREAM if target.label == "direct" else OPENAI_MODEL
+            sized = replace(target, body=sized_body(model, sizes[name]))
+            await closed_row("warm-up", sized, None, 1, 0.5)
+            return await closed_row(name, sized, watch, 1, self.plan.seconds)
+
+        async def before(_: float) -> None:
+            await self.upstream.shape(chunks=20, delay=0.0)
+
+        await self._points(targets, points, measure, before)
+        self.curves.append(Curve("Request body", "KiB", points))
+
+    async def _deltas(self, targets: list[Target], watch: RedisWatch) -> None:
+        points = {f"stream of {n:,} deltas": float(n) for n in self.plan.deltas}
+
+        async def measure(name: str, target: Target) -> Row:
+            await stream_row("warm-up", target, None, 1, 0.5)
+            return await stream_row(name, target, watch, 1, self.plan.seconds)
+
+        async def before(x: float) -> None:
+            await self.upstream.shape(chunks=int(x), delay=0.0)
+
+        await self._points(targets, points, measure, before)
+        self.curves.append(Curve("Streamed answer length (one stream at a time)", "delta", points))
+
+    async def _streams(self, targets: list[Target], watch: RedisWatch) -> None:
+        points = {f"{n:,} streams open": float(n) for n in self.plan.streams}
+        hold = self.plan.hold_seconds
+        delay = 0.25 if hold >= 2 else 0.05
+        counts = dict(zip(points, self.plan.streams, strict=True))
+
+        async def measure(name: str, target: Target) -> Row:
+            idle = await _idle_cpu(target)
+            row = await hold_row(name, target, watch, counts[name], hold)
+            # Over a hold of seconds, the gateway's background work (refreshes, queue polls)
+            # would weigh on a few streams' CPU: it is taken out at its idle rate.
+            if row.cpu_ms_per_req is not None and row.requests and row.rps:
+                busy = row.cpu_ms_per_req - idle * 1000 / row.rps
+                row.extra["idle_cpu_ms_per_s"] = idle * 1000
+                row.cpu_ms_per_req = max(0.0, busy)
+            return row
+
+        async def before(_: float) -> None:
+            # A chat stream is its deltas plus four events (role, finish, usage, [DONE]).
+            await self.upstream.shape(chunks=max(1, round(hold / delay) - 3), delay=delay)
+
+        await self._points(targets, points, measure, before)
+        self.curves.append(Curve(f"Streams open at once ({hold:g} s each)", "", points))
+
+    def markdown(self) -> str:
+        """The report: one table per curve."""
+        m = self.meta["machine"]
+        load = ", ".join(f"{x:.2f}" for x in m["load_before"])
+        after = ", ".join(f"{x:.2f}" for x in m.get("load_after", ()))
+        lines = [
+            "# How the gateway's cost grows",
+            "",
+            f"- machine: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, commit "
+            f"{m['commit']}; load average before: {load}; after: {after}",
+            "- one gateway process per store (memory://, Redis), API key + branch, a per-key "
+            "request quota, INFO logs; the fake upstream answers 1 KiB bodies, streams without "
+            "pauses (streams held open: one event every 0.25 s)",
+            "",
+        ]
+        for curve in self.curves:
+            lines += [f"## {curve.title}", "", curve_table(self.rows, curve), ""]
+        lines += [
+            "Added p50 / p99: the gateway's latency (for streams: time to the last byte) minus "
+            "direct's at the same point; TTFB likewise for streams. CPU per call is the "
+            "gateway's (plus redis-server's on Redis). The marginal CPU is the CPU per call "
+            "added since the previous point, per unit of work added; **super-linear** marks a "
+            f"step whose marginal CPU is over {SUPERLINEAR:g} times the previous step's while "
+            "the CPU per call at least doubled, or, where every call does the same work "
+            f"(streams open at once), a CPU per call over {SUPERLINEAR:g} times the first "
+            "point's.",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write(self, text: str) -> Path:
+        """Save JSON and Markdown under results/; returns the Markdown path."""
+        RESULTS.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        data = {"meta": self.meta, "rows": to_json(self.rows)}
+        blob = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+        for name in (f"scaling-{stamp}", "scaling-latest"):
+            (RESULTS / f"{name}.json").write_bytes(blob)
+            (RESULTS / f"{name}.md").write_text(text)
+        return RESULTS / "scaling-latest.md"
+
+
+async def _idle_cpu(target: Target, seconds: float = 2.0) -> float:
+    """CPU seconds per second that `target`'s processes spend while nothing is sent."""
+    if target.pids is None:
+        return 0.0
+    pids = target.pids()
+    before = procstat.cpu_seconds(pids)
+    await asyncio.sleep(seconds)
+    return (procstat.cpu_seconds(pids) - before) / seconds
+
+
+def _cpu(row: Row) -> float | None:
+    if row.cpu_ms_per_req is None:
+        return None
+    return row.cpu_ms_per_req + (row.redis_cpu_ms_per_req or 0.0)
+
+
+def _f(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _growth(curve: Curve, points: list[tuple[float, float]]) -> str:
+    """The last point's growth column: marginal CPU per unit of work, or (when each call does
+    the same work) the CPU per call against the first point's; marked when super-linear."""
+    (x, cpu), first = points[-1], points[0]
+    if not curve.unit:
+        ratio = cpu / first[1] if first[1] else 0.0
+        return f"{ratio:.2f}" + (" **super-linear**" if ratio > SUPERLINEAR else "")
+    if len(points) < 2 or x <= points[-2][0]:
+        return "—"
+    marginal = (cpu - points[-2][1]) * 1000 / (x - points[-2][0])
+    text = f"{marginal:.2f}"
+    if len(points) >= 3:
+        (x1, c1), (x0, c0) = points[-2], points[-3]
+        last = (c1 - c0) * 1000 / (x1 - x0) if x1 > x0 else 0.0
+        if last > 0 and marginal > SUPERLINEAR * last and cpu > 2 * c1:
+            text += " **super-linear**"
+    return text
+
+
+def curve_table(rows: list[Row], curve: Curve) -> str:
+    """One curve as Markdown: a line per point and store."""
+    growth = f"marginal CPU µs per {curve.unit}" if curve.unit else "CPU per call / first point's"
+    lines = [
+        "| point | store | direct p50 ms | added p50 / p99 ms | added TTFB p50 ms | "
+        f"CPU ms/call | {growth} | RSS MB | errors |",
+        "|" + " --- |" * 9,
+    ]
+    by = {(r.scenario, r.target): r for r in rows if not r.note}
+    for store in STORES:
+        seen: list[tuple[float, float]] = []  # (x, CPU per call) of the points so far
+        for name, x in curve.points.items():
+            r, d = by.get((name, store)), by.get((name, "direct"))
+            if r is None:
+                continue
+            cpu = _cpu(r)
+            if cpu is not None:
+                seen.append((x, cpu))
+            added = f"{_f(r.added_p50)} / {_f(r.added_p99)}"
+            lines.append(
+                f"| {name} | {store} | {_f(d.p50 if d else None)} | {added} | "
+                f"{_f(r.added_ttfb_p50)} | {_f(cpu, '{:.3f}')} | "
+                f"{_growth(curve, seen) if cpu is not None else '—'} | "
+                f"{_f(r.rss_mb, '{:.0f}')} | {r.errors} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Entry point of `make bench-scaling`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small points, short runs")
+    args = parser.parse_args()
+    scaling = Scaling(Plan.quick() if args.quick else Plan())
+    install_uvloop()
+    asyncio.run(scaling.run())
+    text = scaling.markdown()
+    path = scaling.write(text)
+    print(text)
+    print(f"(written to {path} and {path.with_suffix('.json')})")
+
+
+if __name__ == "__main__":
+    main()
