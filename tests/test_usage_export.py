@@ -130,6 +130,32 @@ async def test_an_account_admin_exports_its_own_account(gateway: Live) -> None:
     assert status == 404
 
 
+async def test_an_admin_bound_to_a_branch_exports_its_lineage_only(gateway: Live) -> None:
+    """A branch admin reads the usage of its branch's keys, never a sibling branch's: not its
+    keys' rows, and not their calls inside any total."""
+    main = await gateway.tenant(account="acct_tree", branch="br-main")
+    side = await gateway.tenant(account="acct_tree", branch="br-side")
+    await _chat(gateway, main.key, "local/echo")
+    for _ in range(2):
+        await _chat(gateway, side.key, "local/echo")
+    await _settled(gateway)
+    status, admin = await gateway.admin(
+        "POST",
+        "/keys",
+        {"account": "acct_tree", "branch": "br-main", "scopes": ["ai_gateway:admin"]},
+    )
+    assert status == 201, admin
+    for query in ("group_by=account,key", "group_by=account", "group_by=model"):
+        status, text = await _export(gateway, query + "&format=jsonl", token=admin["key"])
+        assert status == 200, text
+        rows = [json.loads(line) for line in text.splitlines()]
+        assert sum(r["requests"] for r in rows) == 1, (query, rows)
+        assert side.key_id not in text
+    # The account's unbound admin still sees both branches.
+    status, text = await _export(gateway, "account=acct_tree&group_by=account&format=jsonl")
+    assert status == 200 and json.loads(text)["requests"] == 3, text
+
+
 @pytest.fixture
 async def two_prices(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[list[Live]]:
     """Two gateways on one Redis whose catalogs price the same model differently: the price

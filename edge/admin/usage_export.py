@@ -6,6 +6,9 @@ day, written by each call's settle with the cost priced when the call was made),
 one account's groups, never the table: with `account` in `group_by` (implied by `key`) each
 account's rows are written as soon as it is read. Without it, rows are totals over all accounts
 by model and/or day, a set as small as the catalog times the range.
+
+An admin bound to a branch sees the usage of the keys in its branch and its descendants only,
+in every grouping: another branch's keys, and their spending, are not its to read.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ import csv
 import datetime as dt
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from edge.admin.access import principal, require_account_access
+from edge.admin.access import lineage, principal, require_account_access
 from edge.admin.accounts import load_account
 from edge.admin.validate import field_error
 from edge.appkeys import SETTINGS, STORE
@@ -32,6 +35,7 @@ GROUPS = ("account", "key", "model", "day")
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 DAYS_PER_READ = 31  # detail hashes read in one round trip
 Group = tuple[str, ...]
+Reach = Callable[[str], Awaitable[bool]]
 
 
 def _day(request: web.Request, name: str, default: dt.date) -> dt.date:
@@ -89,10 +93,32 @@ async def _accounts(request: web.Request) -> AsyncIterator[str]:
         after = page[-1].id
 
 
+async def _reach(request: web.Request) -> Reach | None:
+    """For an admin bound to a branch, whether a key id is in its lineage (each key read once
+    per export); None for an admin who reaches its whole account or every account."""
+    if principal(request).branch is None:
+        return None
+    scope = await lineage(request)
+    identity = request.app[STORE].identity
+    known: dict[str, bool] = {}
+
+    async def reaches(key_id: str) -> bool:
+        if key_id not in known:
+            record = await identity.get_key(key_id) if key_id else None
+            known[key_id] = record is not None and scope.covers(record.branch)
+        return known[key_id]
+
+    return reaches
+
+
 async def _groups(
-    request: web.Request, account: str, days: list[str], group_by: tuple[str, ...]
+    request: web.Request,
+    account: str,
+    days: list[str],
+    group_by: tuple[str, ...],
+    reach: Reach | None = None,
 ) -> dict[Group, dict[str, int]]:
-    """One account's counters over the days, summed per group."""
+    """One account's counters over the days, summed per group (of the keys `reach` allows)."""
     usage = request.app[STORE].usage
     found: dict[Group, dict[str, int]] = {}
     for start in range(0, len(days), DAYS_PER_READ):
@@ -103,6 +129,8 @@ async def _groups(
                 if parsed is None or parsed[2] not in FIELDS:
                     continue
                 key, model, field = parsed
+                if reach is not None and not await reach(key):
+                    continue
                 values = {"account": account, "key": key, "model": model, "day": day}
                 group = tuple(values[g] for g in group_by)
                 counts = found.setdefault(group, dict.fromkeys(FIELDS, 0))
@@ -151,6 +179,7 @@ async def export_usage(request: web.Request) -> web.StreamResponse:
     days, group_by, kind = _params(request)
     accounts = _accounts(request)
     first = await anext(accounts, None)  # a 404 or a store failure still answers as JSON
+    reach = await _reach(request)
     response = web.StreamResponse(
         headers={
             "Content-Type": FORMATS[kind],
@@ -164,7 +193,7 @@ async def export_usage(request: web.Request) -> web.StreamResponse:
     try:
         account = first
         while account is not None:
-            groups = await _groups(request, account, days, group_by)
+            groups = await _groups(request, account, days, group_by, reach)
             if "account" in group_by:
                 await writer.write([_row(group_by, g, c) for g, c in sorted(groups.items())])
             else:
