@@ -1,8 +1,9 @@
 """`make bench-scaling`: how the gateway's cost grows as one dimension grows, the rest small.
 
-Three curves, each directly against the fake upstream and through two gateways (store
+Four curves, each directly against the fake upstream and through two gateways (store
 memory:// and Redis): the request body (1 KiB to 8 MiB), the streamed answer's length (10 to
-10,000 deltas) and the streams open at once (10 to 2,000). Each point gives the gateway's CPU
+10,000 deltas), the streams open at once (10 to 2,000) and the turns of a stored conversation
+continued with `previous_response_id` (1 to 100). Each point gives the gateway's CPU
 per call and its added latency; the marginal CPU per unit of work between two points shows a
 step that costs more than the work it adds (super-linear).
 
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 
 from tests.bench import procstat
@@ -30,7 +32,15 @@ from tests.bench.report import Row, compare, to_json
 from tests.bench.run import RESULTS, machine
 from tests.bench.scenarios import Target, closed_row, hold_row, stream_row
 from tests.bench.stack import FakeUpstreamProcess, Gateway, provision, start_gateway
-from tests.bench.targets import OPENAI_MODEL, OPENAI_UPSTREAM, direct_target, gateway_target
+from tests.bench.targets import (
+    ANTHROPIC_MODEL,
+    OPENAI_MODEL,
+    OPENAI_UPSTREAM,
+    PROMPT,
+    anthropic_direct,
+    direct_target,
+    gateway_target,
+)
 from tests.bench.upstream import install_uvloop
 from tests.support.redis_server import RedisServer
 
@@ -48,6 +58,7 @@ class Plan:
     bodies: tuple[int, ...] = (KIB, 64 * KIB, 1024 * KIB, 8192 * KIB)
     deltas: tuple[int, ...] = (10, 100, 1000, 10_000)
     streams: tuple[int, ...] = (10, 100, 1000, 2000)
+    turns: tuple[int, ...] = (1, 10, 100)
     seconds: float = 3.0  # per point and target, closed loop
     hold_seconds: float = 5.0  # how long each of the concurrent streams lasts
 
@@ -58,6 +69,7 @@ class Plan:
             bodies=(KIB, 64 * KIB),
             deltas=(10, 100),
             streams=(10, 50),
+            turns=(1, 5),
             seconds=1.0,
             hold_seconds=1.0,
         )
@@ -118,6 +130,7 @@ class Scaling:
             await self._bodies(targets, watch)
             await self._deltas(targets, watch)
             await self._streams(targets, watch)
+            await self._chains(targets, watch)
         finally:
             watch.close()
             for gw in self.gateways:
@@ -193,6 +206,32 @@ class Scaling:
         await self._points(targets, points, measure, before)
         self.curves.append(Curve(f"Streams open at once ({hold:g} s each)", "", points))
 
+    async def _chains(self, targets: list[Target], watch: RedisWatch) -> None:
+        """A Responses call continuing a stored conversation of N turns (translated to
+        Anthropic Messages, so that each turn gets its own id), beside a plain Messages call
+        straight to the fake."""
+        turns = self.plan.turns
+        points = {f"previous_response_id, {n} turn{'s' * (n != 1)}": float(n) for n in turns}
+        await self.upstream.shape(chunks=20, delay=0.0)
+        ids: dict[str, dict[int, str]] = {}
+        for target in targets[1:]:
+            ids[target.label] = await _build_chain(target, max(turns))
+
+        async def measure(name: str, target: Target) -> Row:
+            if target.label == "direct":
+                plain = anthropic_direct(self.upstream)
+                return await closed_row(name, plain, watch, 1, self.plan.seconds)
+            body = _responses_body(ids[target.label][int(points[name])], store=False)
+            chained = replace(target, path="/v1/responses", body=body)
+            await closed_row("warm-up", chained, None, 1, 0.5)
+            return await closed_row(name, chained, watch, 1, self.plan.seconds)
+
+        async def before(_: float) -> None:
+            return None
+
+        await self._points(targets, points, measure, before)
+        self.curves.append(Curve("`previous_response_id` chain length", "turn", points))
+
     def markdown(self) -> str:
         """The report: one table per curve."""
         m = self.meta["machine"]
@@ -232,6 +271,30 @@ class Scaling:
             (RESULTS / f"{name}.json").write_bytes(blob)
             (RESULTS / f"{name}.md").write_text(text)
         return RESULTS / "scaling-latest.md"
+
+
+def _responses_body(previous: str | None, store: bool) -> bytes:
+    body: dict[str, Any] = {"model": ANTHROPIC_MODEL, "input": PROMPT, "store": store}
+    if previous is not None:
+        body["previous_response_id"] = previous
+    return orjson.dumps(body)
+
+
+async def _build_chain(target: Target, turns: int) -> dict[int, str]:
+    """A stored conversation of `turns` turns through the gateway: the id after each turn."""
+    url = f"http://{target.host}:{target.port}/v1/responses"
+    headers = {**target.headers, "Content-Type": "application/json"}
+    ids: dict[int, str] = {}
+    previous: str | None = None
+    async with aiohttp.ClientSession() as http:
+        for turn in range(1, turns + 1):
+            body = _responses_body(previous, store=True)
+            async with http.post(url, data=body, headers=headers) as resp:
+                answer = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"turn {turn} of a chain: {resp.status} {answer}")
+            previous = ids[turn] = str(answer["id"])
+    return ids
 
 
 async def _idle_cpu(target: Target, seconds: float = 2.0) -> float:
