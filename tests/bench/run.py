@@ -1,6 +1,7 @@
-"""`make bench`: every scenario, directly against the fake upstream and through the gateway.
+"""`make bench`: every scenario, directly against the fake upstream, through the bare aiohttp
+relay (the floor of any aiohttp gateway) and through the gateway, in one run.
 
-python -m tests.bench.run            # the full run (about four minutes)
+python -m tests.bench.run            # the full run (about five minutes)
 python -m tests.bench.run --quick    # seconds: a check that the harness works
 """
 
