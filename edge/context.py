@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -13,9 +14,20 @@ from edge.routing import Route
 from policies.credentials import Principal
 
 if TYPE_CHECKING:
-    from edge.balancer import Balancer
-    from edge.quota.service import Reservation
+    from edge.quota.reservation import Reservation
     from edge.usage import Usage
+
+
+class Balancing(Protocol):
+    """What answers a call over a model's deployments (`edge.balancer.Balancer`)."""
+
+    async def serve(
+        self,
+        ctx: RequestContext,
+        route: Route,
+        attempt: Callable[[Route], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Answer with the route's deployments, retrying before the first byte only."""
 
 
 @dataclass(slots=True)
@@ -53,7 +65,7 @@ class RequestContext:
     reservation: Reservation | None = None  # set by the quota middleware when admitted
     reservation_detached: bool = False
     # Chooses among a model's deployments (set for model calls; None: each route as it is).
-    balancer: Balancer | None = None
+    balancer: Balancing | None = None
     # The deployment that answered, or the last one tried (logs, stored responses).
     deployment: str | None = None
     # The deployment holding the conversation's state upstream (`previous_response_id`).

@@ -4,16 +4,13 @@ come from the catalog, accounts are tenants; never key ids or raw paths."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from edge.appkeys import METRICS
 from edge.context import RequestContext
 from edge.errors import GatewayError
 from policies.quota_estimate import cost_micros
@@ -279,10 +276,3 @@ class Metrics:
         MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
 
-
-
-def record_request(request: web.Request, ctx: RequestContext, route: str) -> None:
-    """Record a finished request in the app's metrics."""
-    metrics = request.app.get(METRICS)
-    if metrics is not None:
-        metrics.observe(ctx, route, time.perf_counter() - ctx.started)

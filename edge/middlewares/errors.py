@@ -7,14 +7,16 @@ import asyncio
 import logging
 import os
 import re
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from edge.appkeys import METRICS
 from edge.context import RequestContext, attach
 from edge.errors import BODY_TOO_LARGE, GatewayError, error_response
 from edge.logs import log_request
-from edge.metrics import note_error, record_request
+from edge.metrics import note_error
 from edge.route_table import facts_of, supported_routes
 from edge.shutdown import begin_request, end_request, finish_response, refuse_when_stopping
 from edge.store import StoreUnavailable
@@ -104,3 +106,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         end_request(request, flight)
         log_request(ctx, request.method, route)
         record_request(request, ctx, route)
+
+
+def record_request(request: web.Request, ctx: RequestContext, route: str) -> None:
+    """Record a finished request in the app's metrics."""
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe(ctx, route, time.perf_counter() - ctx.started)
