@@ -14,7 +14,7 @@ from edge.errors import GatewayError
 from edge.fallback import fallback_chain
 from edge.model_access import caller_access, require_endpoint
 from edge.responses.chain import held_by, transcript
-from edge.responses.records import reach_of, resolve_input, store_call
+from edge.responses.records import reach_of, resolve_input
 from edge.route_table import RouteFacts, requested_model
 
 
@@ -51,9 +51,8 @@ async def prepare_call(request: web.Request, ctx: RequestContext, facts: RouteFa
     # A credential bound to a branch chains only from responses made in its lineage: every
     # turn outside it is missing to it, before anything else (state, size) is told or counted.
     reach = await reach_of(request)
-    with store_call():
-        ctx.history = await transcript(request.app[STORE].responses, account, previous, reach)
-        if ctx.routes[0].balanced:
-            model = ctx.routes[0].model.id
-            ctx.sticky = await held_by(request.app[STORE].responses, account, previous, model)
+    ctx.history = await transcript(request.app[STORE].responses, account, previous, reach)
+    if ctx.routes[0].balanced:
+        model = ctx.routes[0].model.id
+        ctx.sticky = await held_by(request.app[STORE].responses, account, previous, model)
     ctx.history_bytes = referenced + (len(orjson.dumps(ctx.history)) if ctx.history else 0)

@@ -12,7 +12,6 @@ from edge.admin.accounts import load_account
 from edge.admin.keys import load_key
 from edge.appkeys import QUOTA, STORE
 from edge.quota.allowance import allowance
-from edge.responses.records import store_call
 from edge.store.records import Account
 from edge.store.usage import day_of
 
@@ -38,8 +37,7 @@ async def _storage(request: web.Request, account: Account) -> dict[str, Any]:
     """The account's stored responses: their bytes (expired ones forgotten first), how many
     there are, and its `storage_bytes` (null: no limit) and `max_stored_response_bytes`."""
     rules = request.app[QUOTA].plans.rules(account.plan, account.quota)
-    with store_call():
-        held = await request.app[STORE].responses.storage(account.id)
+    held = await request.app[STORE].responses.storage(account.id)
     limit = rules.storage_bytes
     return {
         "used_bytes": held.used,

@@ -24,7 +24,6 @@ from edge.responses.records import (
     resolve_input,
     room_of,
     save,
-    store_call,
 )
 from edge.responses.state import encode_event
 from edge.responses.tail import tail
@@ -266,12 +265,11 @@ async def _enqueue(
     # Checked against the account's storage as it is written: refused, nothing is queued.
     room = room_of(await account_rules(request.app, account))
     unindexed = set(_referenced(ctx).values())
-    with store_call():
-        ttl = request.app[SETTINGS].responses_retention
-        written = await store.responses.create(record, ttl, logged, room, unindexed)
-        if written < 0:
-            await refusal(request.app, account, written, record_size(record, logged), room)
-        await store.jobs.push(account, shell.id)
+    ttl = request.app[SETTINGS].responses_retention
+    written = await store.responses.create(record, ttl, logged, room, unindexed)
+    if written < 0:
+        await refusal(request.app, account, written, record_size(record, logged), room)
+    await store.jobs.push(account, shell.id)
     # The worker settles the reservation when the run ends, wherever it runs.
     ctx.detach_reservation()
     if params.stream:

@@ -12,7 +12,7 @@ from edge.appkeys import STORE
 from edge.context import ctx_of
 from edge.errors import GatewayError, bad_request
 from edge.responses import state
-from edge.responses.records import load, reach_of, store_call
+from edge.responses.records import load, reach_of
 from edge.responses.tail import tail
 from edge.store.responses import StoredResponse
 
@@ -68,10 +68,9 @@ async def delete_response(request: web.Request) -> web.Response:
     """Delete a stored response (cancelling it first if it is still running)."""
     account = _account(request)
     record = await _load(request, account)
-    with store_call():
-        if record.background and not record.terminal:
-            await state.cancel(request.app, record)
-        await request.app[STORE].responses.delete(account, record.id)
+    if record.background and not record.terminal:
+        await state.cancel(request.app, record)
+    await request.app[STORE].responses.delete(account, record.id)
     return _json({"id": record.id, "object": "response.deleted", "deleted": True})
 
 
@@ -110,7 +109,6 @@ async def cancel_response(request: web.Request) -> web.Response:
         raise bad_request("Only background responses can be cancelled.", param="response_id")
     if record.terminal:
         return _json(record.response)
-    with store_call():
-        await state.cancel(request.app, record)
+    await state.cancel(request.app, record)
     # Whoever ended it (this call, or the run finishing first), the stored object is final.
     return _json((await load(request.app, account, record.id)).response)

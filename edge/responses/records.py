@@ -5,7 +5,6 @@ resolved from the caller's stored responses."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -19,7 +18,7 @@ from edge.appkeys import IDENTITY, QUOTA, SETTINGS, STORE
 from edge.context import RequestContext, ctx_of
 from edge.errors import GatewayError, bad_request
 from edge.responses.chain import NOT_STORED, not_found, well_formed
-from edge.store import StoreUnavailable, translated
+from edge.store import StoreUnavailable
 from edge.store.responses import (
     OVER_CAP,
     OVER_LIMIT,
@@ -42,19 +41,12 @@ MAX_REFERENCES = 1000
 MAX_REFERENCED_BYTES = 32 * 1024 * 1024
 
 
-def store_call() -> contextlib.AbstractContextManager[None]:
-    """A block of store calls: whatever fails in it is the store being away (StoreUnavailable,
-    a 503 with Retry-After, never a 500), mapped by the store itself."""
-    return translated()
-
-
 # Storage quota -------------------------------------------------------------------------------
 
 
 async def account_rules(app: web.Application, account: str) -> Rules:
     """The effective rules of an account (its plan and overrides), as admission reads them."""
-    with store_call():
-        record = await app[IDENTITY].account(account)
+    record = await app[IDENTITY].account(account)
     if record is None:
         return app[QUOTA].plans.rules(None, None)
     return app[QUOTA].plans.rules(record.plan, record.quota)
@@ -128,8 +120,7 @@ async def refusal(app: web.Application, account: str, result: int, size: int, ro
     if result == OVER_CAP and room.cap is not None:
         raise too_large(size, room.cap)
     if result == OVER_LIMIT and room.limit is not None:
-        with store_call():
-            held = await app[STORE].responses.storage(account, size, room.limit)
+        held = await app[STORE].responses.storage(account, size, room.limit)
         raise storage_full(room.limit, held.used, size, held.room_at)
 
 
@@ -141,8 +132,7 @@ async def check_storage(app: web.Application, account: str, items: list[Any]) ->
     need = RESPONSE_OVERHEAD + len(orjson.dumps(items))
     if room.cap is not None and need > room.cap:
         raise too_large(need, room.cap)
-    with store_call():
-        held = await app[STORE].responses.storage(account, need, room.limit, writing=True)
+    held = await app[STORE].responses.storage(account, need, room.limit, writing=True)
     if room.limit is not None and held.used + need > room.limit:
         raise storage_full(room.limit, held.used, need, held.room_at)
 
@@ -235,8 +225,7 @@ async def load(
     expired, foreign or out-of-lineage ids alike."""
     if not well_formed(response_id):
         raise not_found(response_id[:128])
-    with store_call():
-        record = await app[STORE].responses.get(account, response_id)
+    record = await app[STORE].responses.get(account, response_id)
     if record is None or not record.stored:
         raise not_found(response_id)
     if reach is not None and not reach.covers(record.branch):
@@ -343,10 +332,9 @@ async def resolve_input(request: web.Request, ctx: RequestContext) -> int:
     if account is None:
         raise GatewayError(401, "Invalid authentication credentials", code="invalid_api_key")
     reach = await reach_of(request)
-    with store_call():
-        items, resolved, added = await resolve_references(
-            request.app[STORE].responses, account, raw, reach
-        )
+    items, resolved, added = await resolve_references(
+        request.app[STORE].responses, account, raw, reach
+    )
     payload["input"] = items
     ctx.extra[REFERENCED] = resolved
     return added
