@@ -23,7 +23,7 @@ def overloaded() -> GatewayError:
 
 
 @web.middleware
-async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def load_shedding_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Shed the request with 503 and Retry-After when the process is full."""
     limit = request.app[SETTINGS].guards.max_inflight
     # The outer middleware has already counted this request among those in flight; probes and
