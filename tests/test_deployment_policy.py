@@ -3,12 +3,15 @@ stickiness), cooldown lengths and the provider's reset headers."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
+from edge.settings import load_settings
 from policies.catalog import Catalog, CatalogError, build_catalog
 from policies.cooldown import (
     BLAME_WINDOW,
@@ -170,3 +173,22 @@ def test_one_accounts_5xx_or_timeouts_never_cool_a_deployment_for_everyone() -> 
         assert shared_fault(fault, "acct-b", ("acct-a", NOW - 1), NOW)  # a second account
         stale = ("acct-a", NOW - BLAME_WINDOW - 1)
         assert not shared_fault(fault, "acct-b", stale, NOW)  # too long after the first
+
+
+def test_the_readmes_deployments_example_loads_as_written(tmp_path: Path) -> None:
+    """The catalog example in the README's deployments section, through the settings loader
+    an operator's EDGE_CONFIG goes through."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    (example,) = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "deployments" in b]
+    config = tmp_path / "edge.toml"
+    config.write_text(example)
+    env = {"EDGE_CONFIG": str(config)}
+    env |= dict.fromkeys(("OPENAI_MAIN_KEY", "AZURE_EU_KEY", "AZURE_US_KEY"), "sk-test")
+    model = load_settings(env).catalog.resolve("gpt-4-1")
+    assert model is not None
+    tiers = [(d.provider, d.upstream, d.weight, d.priority) for d in model.deployments]
+    assert tiers == [
+        ("azure-eu", "gpt-41-eu", 3.0, 0),
+        ("azure-us", "gpt-41-us", 1.0, 0),
+        ("openai-main", "gpt-4.1", 1.0, 1),
+    ]
