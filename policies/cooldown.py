@@ -21,7 +21,8 @@ BLAME_WINDOW = 60.0
 # The provider's reset headers: `Retry-After` / `retry-after-ms` first, then the reset times
 # of OpenAI-style (`x-ratelimit-reset-requests: 6m0s`) and Anthropic (`...-reset: <RFC 3339>`)
 # rate-limit headers, of which the latest counts (which limit was hit is not said).
-_RESET = re.compile(r"^(x-ratelimit-reset-|anthropic-ratelimit-.*-reset$)")
+_RESET = re.compile(r"^(?:x-ratelimit-reset-(.+)|anthropic-ratelimit-(.+)-reset)$")
+_REMAINING = re.compile(r"^(?:x-ratelimit-remaining-(.+)|anthropic-ratelimit-(.+)-remaining)$")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -58,8 +59,11 @@ def _seconds(value: str, now: float) -> float | None:
 
 
 def provider_delay(headers: Iterable[tuple[str, str]], now: float) -> float | None:
-    """How long the provider asked to be left alone, from its headers; None when it did not."""
-    resets: list[float] = []
+    """How long the provider asked to be left alone, from its headers; None when it did not.
+    Without `Retry-After`, the reset of a limit whose remaining count is 0 (the one that was
+    hit), else the latest reset (which limit was hit is not said)."""
+    resets: dict[str, float] = {}
+    spent: set[str] = set()
     for name, value in headers:
         key = name.lower()
         if key == "retry-after-ms":
@@ -71,11 +75,14 @@ def provider_delay(headers: Iterable[tuple[str, str]], now: float) -> float | No
             found = _seconds(value, now)
             if found is not None:
                 return max(0.0, found)
-        elif _RESET.match(key):
+        elif reset := _RESET.match(key):
             found = _seconds(value, now)
             if found is not None:
-                resets.append(found)
-    return max(0.0, max(resets)) if resets else None
+                resets[reset.group(1) or reset.group(2)] = found
+        elif (remaining := _REMAINING.match(key)) and value.strip() == "0":
+            spent.add(remaining.group(1) or remaining.group(2))
+    hit = [resets[limit] for limit in spent if limit in resets] or list(resets.values())
+    return max(0.0, max(hit)) if hit else None
 
 
 def shared_fault(

@@ -160,6 +160,17 @@ def test_provider_delays_are_read_from_each_header_style() -> None:
     anthropic = [("anthropic-ratelimit-requests-reset", when.isoformat().replace("+00:00", "Z"))]
     assert provider_delay(anthropic, NOW) == pytest.approx(30.0)
     assert provider_delay([("x-ratelimit-remaining-requests", "0")], NOW) is None
+    # The limit at 0 is the one that was hit: its reset, not a longer one of another limit.
+    tokens_hit = [*openai, ("x-ratelimit-remaining-requests", "4999")]
+    tokens_hit.append(("x-ratelimit-remaining-tokens", "0"))
+    assert provider_delay(tokens_hit, NOW) == pytest.approx(0.02)
+    claude = [
+        ("anthropic-ratelimit-requests-remaining", "0"),
+        ("anthropic-ratelimit-requests-reset", when.isoformat()),
+        ("anthropic-ratelimit-tokens-remaining", "100"),
+        ("anthropic-ratelimit-tokens-reset", datetime.fromtimestamp(NOW + 300, UTC).isoformat()),
+    ]
+    assert provider_delay(claude, NOW) == pytest.approx(30.0)
     assert provider_delay([("Retry-After", "soon")], NOW) is None
 
 
