@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -89,8 +90,11 @@ def service_target(
 
 
 def relay_target(relay: Service) -> Target:
-    """Chat Completions through the bare aiohttp relay: what a client sends, passed on as is."""
-    return service_target(relay, {"Authorization": "Bearer x"}, OPENAI_UPSTREAM)
+    """Chat Completions through the bare aiohttp relay, passed on as is: what the gateway sends
+    upstream (its streams ask for the usage chunk, one event more), so that a stream's length
+    is the same as direct's and the gateway's."""
+    target = service_target(relay, {"Authorization": "Bearer x"}, OPENAI_UPSTREAM)
+    return replace(target, stream_body=chat_body(OPENAI_UPSTREAM, True, usage=True))
 
 
 def anthropic_direct(upstream: FakeUpstreamProcess) -> Target:
