@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 RELAY = "bare relay"  # the label of the bare aiohttp relay's rows
 
@@ -204,3 +208,14 @@ def verdict_table(items: list[Verdict]) -> str:
 def to_json(rows: list[Row]) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts."""
     return [asdict(r) for r in rows]
+
+
+def save(results: Path, prefix: str, latest: str, data: dict[str, Any], text: str) -> Path:
+    """Write a run's JSON and Markdown as `<prefix>-<time>` and as `<latest>` (overwritten
+    each run) under `results`; returns the latest Markdown's path."""
+    results.mkdir(exist_ok=True)
+    blob = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    for name in (f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}", latest):
+        (results / f"{name}.json").write_bytes(blob)
+        (results / f"{name}.md").write_text(text)
+    return results / f"{latest}.md"

@@ -13,13 +13,10 @@ import contextlib
 import os
 import platform
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from tests.bench.deployments import (
     SPREAD_MODEL,
@@ -29,7 +26,16 @@ from tests.bench.deployments import (
 )
 from tests.bench.limits import raise_fd_limit
 from tests.bench.redisstats import RedisWatch
-from tests.bench.report import RELAY, Row, compare, table, to_json, verdict_table, verdicts
+from tests.bench.report import (
+    RELAY,
+    Row,
+    compare,
+    save,
+    table,
+    to_json,
+    verdict_table,
+    verdicts,
+)
 from tests.bench.scenarios import (
     Target,
     hold_row,
@@ -374,14 +380,8 @@ class Bench:
 
     def write(self, text: str) -> Path:
         """Save JSON and Markdown under results/; returns the Markdown path."""
-        RESULTS.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         data = {"meta": self.meta, "rows": to_json(self.rows), "targets": self.names}
-        blob = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-        for name in (f"bench-{stamp}", "latest"):
-            (RESULTS / f"{name}.json").write_bytes(blob)
-            (RESULTS / f"{name}.md").write_text(text)
-        return RESULTS / "latest.md"
+        return save(RESULTS, "bench", "latest", data, text)
 
 
 def main() -> None:

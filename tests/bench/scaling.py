@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ import orjson
 from tests.bench import procstat
 from tests.bench.limits import raise_fd_limit
 from tests.bench.redisstats import RedisWatch
-from tests.bench.report import Row, compare, to_json
+from tests.bench.report import Row, compare, save, to_json
 from tests.bench.run import RESULTS, machine
 from tests.bench.scenarios import Target, closed_row, hold_row, stream_row
 from tests.bench.stack import FakeUpstreamProcess, Gateway, provision, start_gateway
@@ -263,14 +262,8 @@ class Scaling:
 
     def write(self, text: str) -> Path:
         """Save JSON and Markdown under results/; returns the Markdown path."""
-        RESULTS.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         data = {"meta": self.meta, "rows": to_json(self.rows)}
-        blob = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-        for name in (f"scaling-{stamp}", "scaling-latest"):
-            (RESULTS / f"{name}.json").write_bytes(blob)
-            (RESULTS / f"{name}.md").write_text(text)
-        return RESULTS / "scaling-latest.md"
+        return save(RESULTS, "scaling", "scaling-latest", data, text)
 
 
 def _responses_body(previous: str | None, store: bool) -> bytes:

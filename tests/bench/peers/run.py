@@ -18,13 +18,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from tests.bench.limits import raise_fd_limit
 from tests.bench.peers import install
@@ -35,7 +32,7 @@ from tests.bench.peers.servers import (
     start_portkey,
 )
 from tests.bench.redisstats import RedisWatch
-from tests.bench.report import RELAY, Row, compare, table, to_json
+from tests.bench.report import RELAY, Row, compare, save, table, to_json
 from tests.bench.run import RESULTS, machine
 from tests.bench.scenarios import Target, open_row, stream_row, unavailable, wrk_row
 from tests.bench.stack import (
@@ -215,14 +212,8 @@ class Peers:
 
     def write(self, text: str) -> Path:
         """Save JSON and Markdown under results/; returns the Markdown path."""
-        RESULTS.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         data = {"meta": self.meta, "rows": to_json(self.rows), "skipped": self.skipped}
-        blob = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-        for name in (f"peers-{stamp}", "peers-latest"):
-            (RESULTS / f"{name}.json").write_bytes(blob)
-            (RESULTS / f"{name}.md").write_text(text)
-        return RESULTS / "peers-latest.md"
+        return save(RESULTS, "peers", "peers-latest", data, text)
 
 
 def _node_version() -> str:
