@@ -84,7 +84,9 @@ bench: install-bench system-deps
 bench-peers: install-bench system-deps
 	UV=$(UV) $(BIN)/python -m tests.bench.peers.run
 
-# How the gateway's CPU and added latency grow with body size, stream length, open streams.
+# How the gateway's CPU and added latency grow with body size, stream length, open streams,
+# a stored conversation's turns and the keys in the store (to 1,000,000 on Redis): tables in
+# tests/bench/results/, and every curve drawn as one chart, tests/bench/results/scaling.png.
 bench-scaling: install-bench system-deps
 	$(BIN)/python -m tests.bench.scaling
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tests.bench.httpclient import Connection, Exchange, ProtocolError
@@ -120,6 +121,32 @@ async def closed_loop(
         conn = Connection(host, port)
         while time.perf_counter() < deadline:
             await _one(conn, raw, out, check, 30.0)
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    out.elapsed = time.perf_counter() - start
+    return out
+
+
+async def rotating_loop(
+    host: str,
+    port: int,
+    raws: Sequence[bytes],
+    concurrency: int,
+    duration: float,
+    check: Check = ok_status,
+) -> Outcome:
+    """Like `closed_loop`, but each request is the next of `raws` in turn (e.g. one per API
+    key, so that calls spread over many keys instead of one hot one)."""
+    out = Outcome()
+    deadline = time.perf_counter() + duration
+    turn = itertools.cycle(raws)
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        while time.perf_counter() < deadline:
+            await _one(conn, next(turn), out, check, 30.0)
         conn.close()
 
     start = time.perf_counter()

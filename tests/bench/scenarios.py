@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tests.bench import procstat
 from tests.bench.httpclient import build_request
-from tests.bench.loadgen import Outcome, closed_loop, hold_streams, open_loop, stream_ended
+from tests.bench.loadgen import (
+    Outcome,
+    closed_loop,
+    hold_streams,
+    open_loop,
+    rotating_loop,
+    stream_ended,
+)
 from tests.bench.redisstats import RedisWatch
 from tests.bench.report import Row, percentile
 from tests.bench.wrk import run_wrk
@@ -140,6 +147,20 @@ async def closed_row(
     """Closed loop of whole answers with the asyncio client (any body size, unlike wrk's)."""
     meter = Meter(target, redis)
     out = await closed_loop(target.host, target.port, target.raw(False), concurrency, seconds)
+    return meter.finish(_from_outcome(scenario, target, out, ttfb=False), len(out.exchanges))
+
+
+async def spread_row(
+    scenario: str,
+    target: Target,
+    raws: Sequence[bytes],
+    redis: RedisWatch | None,
+    concurrency: int,
+    seconds: float,
+) -> Row:
+    """Closed loop of whole answers, each request the next of `raws` (e.g. one per API key)."""
+    meter = Meter(target, redis)
+    out = await rotating_loop(target.host, target.port, raws, concurrency, seconds)
     return meter.finish(_from_outcome(scenario, target, out, ttfb=False), len(out.exchanges))
 
 
