@@ -133,6 +133,7 @@ class Scaling:
     async def run(self) -> None:
         """Start the fake, Redis and a gateway on each store; run each curve; stop them."""
         raise_fd_limit()
+        RESULTS.mkdir(parents=True, exist_ok=True)  # the gateways' logs go there too
         watch: RedisWatch | None = None
         try:
             self.redis.start()
