@@ -62,7 +62,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await app[BALANCER].close()
         # Every handler has returned by now (this context is cleaned up last); what they left
-        # to settle in the background is written before the store closes.
+        # to settle in the background is written before the store closes, and so are the
+        # request-rate leases given back.
+        await app[QUOTA].close()
         await app[QUOTA].wait_settled(SETTLE_GRACE)
 
 

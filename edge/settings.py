@@ -77,6 +77,7 @@ class QuotaSettings:
     reservation_ttl: float = 900.0  # an unsettled reservation (crashed replica) expires then
     rotation_grace: float = 3600.0  # default validity of a rotated key's previous secret
     usage_retention_days: int = 90  # days of usage counters kept (per key, account, model)
+    leases: bool = True  # hot request-rate windows spent from per-replica slices (Redis only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +263,7 @@ def _quota_settings(env: Mapping[str, str], config: Mapping[str, Any]) -> QuotaS
             env, "EDGE_KEY_ROTATION_GRACE", float(section.get("rotation_grace", 3600.0))
         ),
         usage_retention_days=int(retention),
+        leases=_flag(env, "EDGE_QUOTA_LEASES", bool(section.get("leases", True))),
     )
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from edge.store import open_store
+from edge.store.quota import window_key
 from tests.support.clock import Deadline, Stopwatch, wait_until
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import ADMIN_TOKEN, GatewayProcess, gateway_env
@@ -231,3 +234,62 @@ async def test_revocation_reaches_the_other_replica(pair: Pair) -> None:
 async def test_quota_change_reaches_the_other_replica(pair: Pair) -> None:
     elapsed = await quota_change_reaches_the_other_replica(pair)
     print(f"quota change enforced by the other replica after {elapsed * 1000:.1f} ms")
+
+
+async def test_a_leased_limit_is_never_passed_and_is_reached_in_full(
+    pair: Pair, redis_url: str
+) -> None:
+    # A limit large enough to be leased (policies/leases.py): each replica spends slices of it
+    # with no store round trip, while 100 clients ask for 1.5 times the limit.
+    limit = 2000
+    key_id, key = await pair.tenant({"requests_per_minute": limit})
+    _, record = await pair.admin("GET", f"/keys/{key_id}")
+    window = window_key(record["account"], f"key:{key_id}", "requests_per_minute")
+    body = chat_body()
+
+    async def client(n: int) -> list[int]:
+        return [await pair.call((n + i) % 2, key, body) for i in range(30)]
+
+    async with open_store(redis_url, redis_timeout=1.0) as store:
+        assert store.redis is not None
+        redis = store.redis
+
+        async def slices_out() -> int:
+            """Requests held by slices not yet spent or given back (scored at their end)."""
+            return int(await redis.zcount(f"{window}:mw", f"({time.time() * 1000}", "+inf"))
+
+        results = await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+        statuses = [s for r in results for s in r]
+        assert set(statuses) <= {200, 429}, statuses
+        during = statuses.count(200)
+        assert during <= limit
+        members = await redis.zrange(f"{window}:mw", 0, -1)
+        leased = sum(1 for m in members if m.startswith(b"L"))
+        assert leased > 0  # the replicas did spend slices
+        # What slices left unspent comes back once they end: the tenant gets the rest of its
+        # limit, one call at a time, and not one request more.
+        after = 0
+        deadline = Deadline(60)
+        while True:
+            deadline.check("the rest of the limit never came back")
+            held = await slices_out()
+            if await pair.call(after % 2, key, body) == 200:
+                after += 1
+            elif held == 0:
+                break  # refused while no slice was out: the window is full
+            else:
+                await wait_until(lambda: _none(slices_out), "a slice never ended", seconds=15)
+    print(f"\nleased limit {limit}: {during} admitted under load ({leased} from slices),", end="")
+    print(f" {after} after", end=" ")
+    assert during + after == limit
+    await wait_until(lambda: _settled(pair, key_id, limit), "calls never settled", seconds=15)
+
+
+async def _none(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() == 0
+
+
+async def _settled(pair: Pair, key_id: str, served: int) -> bool:
+    """Whether every admitted call is recorded and none is still counted in flight."""
+    _, usage = await pair.admin("GET", f"/keys/{key_id}/usage")
+    return bool(usage["in_flight"] == 0 and usage["today"]["requests"] == served)

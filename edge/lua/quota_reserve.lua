@@ -8,8 +8,9 @@
 -- ARGV: now_ms, lease_ms, member, nh, ns, nw,
 --       per counter: amount, limit (-1: none), expire_at_ms; per set: limit (-1: none);
 --       per window: kind (1 moving, 2 sliding), limit, period_ms, left_ms, expire_at_ms
---       (the last two for sliding windows: what remains of the current fixed window, and when
---       its counter may go, once it has served as the previous window)
+--       (sliding windows: what remains of the current fixed window, and when its counter may go,
+--       once it has served as the previous window; moving windows: 0, then how long past the
+--       window's length its set is kept, for the members of a lease scored at the lease's end)
 -- Returns {admitted (1/0), counter values..., set sizes..., then per window: allowed (1/0),
 --   moving: count, age of the oldest entry (ms), age of the limit-th newest (ms, refusals);
 --   sliding: previous count, current count, 0}; every figure is from before this call.
@@ -95,7 +96,7 @@ for w = 1, nw do
   local a = wbase + (w - 1) * 5
   if ARGV[a + 1] == '1' then
     redis.call('ZADD', KEYS[k], now, member)
-    redis.call('PEXPIRE', KEYS[k], ARGV[a + 3])
+    redis.call('PEXPIRE', KEYS[k], tonumber(ARGV[a + 3]) + tonumber(ARGV[a + 5]))
     k = k + 1
   else
     redis.call('INCR', KEYS[k + 1])

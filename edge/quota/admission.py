@@ -15,6 +15,7 @@ from edge.context import RequestContext
 from edge.quota.backlog import Backlog
 from edge.quota.decision import Admission, admitted_states, refusal
 from edge.quota.demand import Demand, QuotaPlan
+from edge.quota.leases import Leases, Spent
 from edge.quota.outage import Outage
 from edge.quota.priors import Priors
 from edge.quota.reservation import Reservation
@@ -24,6 +25,7 @@ from edge.store.quota import QuotaStore, ReserveResult
 from edge.store.records import Account, KeyRecord
 from policies.catalog import Model
 from policies.quota_estimate import estimate
+from policies.rate_windows import WindowState
 
 log = logging.getLogger(__name__)
 BACKSTOP = 10  # the whole decision's deadline, in store timeouts
@@ -54,6 +56,7 @@ class Admitter:
         lease: float,
         timeout: float,
         priors: Priors | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._store = store
         self._priors = priors or Priors(store)
@@ -62,6 +65,7 @@ class Admitter:
         self._settlement = settlement
         self._lease = lease  # how long an unsettled reservation holds (a crashed replica's)
         self._timeout = timeout
+        self._leases = leases  # slices of hot request-rate windows (a shared store only)
 
     async def admit(
         self,
@@ -95,11 +99,51 @@ class Admitter:
             slots=[s.slot.key for s in demand.slots],
         )
         if self._store.shared and self._outage.breaker.allows():
+            leases = self._leases
+            windows, spent = leases.spend(demand.rates, now) if leases else ([], [])
             try:
+                if leases is not None and spent:
+                    return await self._leased(demand, reservation, windows, spent, now)
                 return await self._shared(demand, reservation, now)
             except _StoreDown:
-                pass
+                if leases is not None:
+                    leases.unspend(spent)  # the local decision below counts the call itself
         return await self._local(demand, reservation, now, fallback=self._store.shared)
+
+    async def _leased(
+        self,
+        demand: Demand,
+        reservation: Reservation,
+        windows: list[WindowState],
+        spent: Spent,
+        now: float,
+    ) -> Admission:
+        """A call whose every request-rate window this replica's leases covered: the rest of
+        its demand goes to the store, and when nothing in that rest can refuse, the call does
+        not wait for the store at all."""
+        assert self._leases is not None
+        rest = Demand(demand.estimate, [], demand.counters, demand.slots)
+        rates = [c.state(w.remaining, w.reset) for c, w in zip(demand.rates, windows, strict=True)]
+        if not rest.counters and all(s.slot.limit is None for s in rest.slots):
+            # The marker and the in-flight sets are written off the call path: with no limit
+            # among them nothing can refuse, and a settlement that gets there first leaves the
+            # marker that makes this write count nothing.
+            self._backlog.run(self._bookkeep(rest, reservation))
+            return Admission(rates, reservation)
+        try:
+            admission = await self._shared(rest, reservation, now)
+        except BaseException:
+            self._leases.unspend(spent)  # refused (or gone) for another limit: not a request
+            raise
+        admission.states += rates
+        return admission
+
+    async def _bookkeep(self, demand: Demand, reservation: Reservation) -> None:
+        """Record an admitted call's reservation (marker and in-flight sets) in the store."""
+        try:
+            await self._reserve_in(self._store.quota, demand, reservation)
+        except StoreUnavailable as exc:
+            log.info("a leased call's in-flight record was not written (%s)", exc)
 
     async def _shared(self, demand: Demand, reservation: Reservation, now: float) -> Admission:
         reserve = self._reserve_in(self._store.quota, demand, reservation)

@@ -21,6 +21,7 @@ from edge.quota.backlog import Backlog
 from edge.quota.decision import Admission
 from edge.quota.demand import QuotaPlan, Scope
 from edge.quota.denials import ACCOUNT_BLOCKED
+from edge.quota.leases import Leases
 from edge.quota.outage import Outage
 from edge.quota.plan_cache import PlanCache
 from edge.quota.priors import Priors
@@ -31,6 +32,7 @@ from edge.store import Store, StoreUnavailable
 from edge.store.records import Account, KeyRecord
 from edge.usage import Usage
 from policies.catalog import Catalog, Model
+from policies.leases import LeasePolicy
 from policies.quota_plans import Plans
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class QuotaService:
         retention = self.settings.usage_retention_days * 86400
         self._settlement = Settlement(store, self._outage, self._backlog, catalog, retention)
         self.priors = Priors(store)
+        self._leases = None
+        if store.leases is not None and self.settings.leases:
+            self._leases = Leases(store.leases, self._backlog, LeasePolicy())
         self._admitter = Admitter(
             store,
             self._outage,
@@ -68,6 +73,7 @@ class QuotaService:
             lease=self.settings.reservation_ttl,
             timeout=redis_timeout,
             priors=self.priors,
+            leases=self._leases,
         )
 
     @property
@@ -144,6 +150,11 @@ class QuotaService:
         request still settles, and `wait_settled` lets shutdown finish the pending ones."""
         if ctx.reservation is not None and not ctx.reservation_detached:
             self._backlog.run(self.settle(ctx))
+
+    async def close(self) -> None:
+        """Give back this replica's request-rate leases (at shutdown, before `wait_settled`)."""
+        if self._leases is not None:
+            await self._leases.close()
 
     async def wait_settled(self, limit: float) -> None:
         """Wait (at most `limit` seconds) for the settlements and releases still running."""

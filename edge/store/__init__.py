@@ -19,6 +19,7 @@ from edge.store.deployments import DeploymentStore, MemoryDeployments, RedisDepl
 from edge.store.driver import DRIVER_ERRORS, translated
 from edge.store.memory import LocalInvalidation, MemoryIdentity
 from edge.store.quota import QuotaStore
+from edge.store.quota_leases import RedisLeases
 from edge.store.quota_memory import MemoryQuota
 from edge.store.quota_redis import RedisQuota
 from edge.store.redis_identity import RedisIdentity
@@ -54,6 +55,7 @@ class Store:
     quota: QuotaStore = field(default_factory=MemoryQuota)
     audit: AuditLog = field(default_factory=MemoryAudit)
     deployments: DeploymentStore = field(default_factory=MemoryDeployments)
+    leases: RedisLeases | None = None  # request-rate leases: only a shared store has them
 
     @property
     def shared(self) -> bool:
@@ -120,6 +122,7 @@ async def open_store(url: str, redis_timeout: float = 0.1) -> AsyncIterator[Stor
             quota=RedisQuota(redis),
             audit=RedisAudit(redis),
             deployments=RedisDeployments(redis),
+            leases=RedisLeases(redis),
         )
     finally:
         await invalidation.stop()

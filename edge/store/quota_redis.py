@@ -26,6 +26,7 @@ from edge.store.quota import (
 )
 from edge.store.scripts import Batched, Script
 from edge.store.usage import UsageRecord
+from policies.leases import LEASE_SECONDS
 from policies.rate_windows import (
     WindowState,
     moving_decided,
@@ -35,13 +36,21 @@ from policies.rate_windows import (
 )
 
 MOVING, SLIDING = 1, 2
+# A moving window's set outlives its newest request by this much: a lease's members are scored
+# at the lease's end, up to this far ahead.
+KEEP_PAST_WINDOW_MS = int(LEASE_SECONDS * 1000)
+
+
+def moving_key(window: Window) -> str:
+    """The sorted set a moving window counts in."""
+    return f"{window.key}:mw"
 
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def _sliding(window: Window, now_ms: int) -> tuple[str, str, int, int]:
+def sliding_keys(window: Window, now_ms: int) -> tuple[str, str, int, int]:
     """(previous key, current key, ms left in the current window, when its counter may go):
     clock-aligned fixed windows, as `limits` aligns them in memory."""
     period = window.seconds * 1000
@@ -80,12 +89,12 @@ class RedisQuota(DriverBacked):
         for window in windows:
             period = window.seconds * 1000
             if window.strategy == "sliding-window-counter":
-                previous, current, left, expire_at = _sliding(window, now)
+                previous, current, left, expire_at = sliding_keys(window, now)
                 keys += [previous, current]
                 args += [SLIDING, window.limit, period, left, expire_at]
             else:
-                keys.append(f"{window.key}:mw")
-                args += [MOVING, window.limit, period, 0, 0]
+                keys.append(moving_key(window))
+                args += [MOVING, window.limit, period, 0, KEEP_PAST_WINDOW_MS]
                 left = 0
             lefts.append(left)
         raw = [int(v) for v in await self._reserve(keys, args)]
@@ -141,14 +150,14 @@ class RedisQuota(DriverBacked):
         lefts = []
         for window in windows:
             if window.strategy == "sliding-window-counter":
-                previous, current, left, _ = _sliding(window, now)
+                previous, current, left, _ = sliding_keys(window, now)
                 pipe.get(previous)
                 pipe.get(current)
                 lefts.append(left)
             else:
                 since = f"({now - window.seconds * 1000}"
-                pipe.zcount(f"{window.key}:mw", since, "+inf")
-                pipe.zrangebyscore(f"{window.key}:mw", since, "+inf", 0, 1, withscores=True)
+                pipe.zcount(moving_key(window), since, "+inf")
+                pipe.zrangebyscore(moving_key(window), since, "+inf", 0, 1, withscores=True)
                 lefts.append(0)
         rows = await pipe.execute()
         states = []

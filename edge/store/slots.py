@@ -34,6 +34,8 @@ def key_sets() -> Iterator[tuple[str, list[str]]]:
         reserve = [marker, *counters, *inflight, *(w + ":mw" for w in windows)]
         reserve += [f"{w}:sw:{n}" for w in windows for n in (7, 8)]
         yield "quota_reserve.lua", reserve
+        for window in windows:
+            yield "quota_lease_take.lua", [f"{window}:sw:7", f"{window}:sw:8"]
         for day in DAYS:
             record = UsageRecord(
                 (f"account:{account}", "key:k1"), (("requests", 1),), day, (account, "k1\tm")
