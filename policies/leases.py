@@ -17,7 +17,9 @@ LEASE_SECONDS = 1.0  # how long a slice may be spent, for windows of 10 s or mor
 MIN_LIMIT = 1000  # smaller limits are decided request by request: a slice would be a few
 CAP_FRACTION = 50  # a slice is at most 2% of the limit
 SHARE = 4  # ... and at most a quarter of what the window has left
-HOT_CALLS = 2  # calls within one lease's length before a window is worth a lease
+# Calls within one lease's length before a window is worth a lease: a take and its end are two
+# store calls, at most a quarter more than the calls that made the window hot.
+HOT_CALLS = 8
 
 
 @dataclass(frozen=True, slots=True)
