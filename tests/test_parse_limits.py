@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
+from edge.body import parse_body
 from edge.errors import GatewayError
 from edge.request_limits import (
     MAX_CONTAINERS,
@@ -79,6 +80,20 @@ def test_a_body_too_short_to_pass_a_cap_is_not_counted() -> None:
     short = orjson.dumps({"text": "[" * (2 * MAX_CONTAINERS - 20)})
     assert len(short) <= 2 * MAX_CONTAINERS
     check_structure(short)
+
+
+def test_depth_is_checked_alike_with_few_brackets_and_with_many() -> None:
+    # Few brackets in the text bound its depth (no wrapping needed); brackets inside strings
+    # only make the check take its longer way, never refuse.
+    at_cap = b'{"a":' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"
+    assert parse_body(at_cap) == {"a": orjson.loads(at_cap)["a"]}
+    past = b'{"a":' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"
+    assert _code(lambda: parse_body(past)).code == "body_too_deep"
+    noisy = orjson.dumps({"a": "[{" * MAX_DEPTH, "b": {"c": 1}})
+    assert parse_body(noisy)["b"] == {"c": 1}
+    duplicated = b'{"a":"[{' + b"[" * MAX_DEPTH + b'","a":1}'
+    assert _code(lambda: parse_body(duplicated)).code == "duplicate_key"
+    assert _code(lambda: parse_body(b'{"a":1,"a":2}')).code == "duplicate_key"
 
 
 def test_the_count_costs_little_on_a_large_body() -> None:
