@@ -10,7 +10,7 @@ call and its added latency; the marginal CPU per unit of work between two points
 that costs more than the work it adds (super-linear). The curves are drawn as one chart,
 results/scaling.png.
 
-python -m tests.bench.scaling              # about seven minutes
+python -m tests.bench.scaling              # about six minutes
 python -m tests.bench.scaling --quick      # seconds: small points, short runs
 """
 
