@@ -186,3 +186,29 @@ async def test_usage_an_earlier_release_recorded_is_still_read(redis_server) -> 
         assert days["1970-01-01"]["requests"] == 5
         found = await opened.usage.detail("a1", ["1970-01-01"])
         assert found["1970-01-01"] == {"k1\tm\trequests": 5}
+
+
+async def test_usage_hashes_keep_the_retention_past_their_day(redis_server) -> None:
+    # Each hash is given its expiry once, by the call that creates it: the end of the day plus
+    # the retention, never sooner than a renewal by the day's last call would have put it.
+    redis_server.command("FLUSHALL")
+    day = 86400
+    record = UsageRecord(
+        ("key:k1", "account:a1"),
+        (("requests", 1), ("input_tokens", 5)),
+        day_of(time.time()),
+        ("a1", "k1\tm"),
+        retention_s=3 * day,
+    )
+    async with open_store(redis_server.url, redis_timeout=1.0) as opened:
+        await opened.quota.settle(reservation_key("a1", "r1"), "r1", [], [], record)
+        end = (int(time.time()) // day + 1) * day + 3 * day
+        for key in record.keys:
+            left = int(redis_server.command("TTL", key)[1:].split(b"\r\n")[0])
+            assert 3 * day <= left and abs(time.time() + left - end) <= 2
+        redis_server.command("CONFIG", "RESETSTAT")
+        await opened.quota.settle(reservation_key("a1", "r2"), "r2", [], [], record)
+        stats = redis_server.command("INFO", "commandstats")
+        assert b"cmdstat_expire" not in stats and b"cmdstat_get:" not in stats
+        found = await opened.usage.detail("a1", [record.day])
+    assert found[record.day] == {"k1\tm\trequests": 2, "k1\tm\tinput_tokens": 10}
