@@ -174,6 +174,7 @@ class Metrics:
             ProcessCollector(registry=r)
         self._request_children: dict[tuple[str, str, str, int], _Children] = {}
         self._token_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
+        self._cost_children: dict[str, Counter] = {}
         self._accounts = BoundedLabel(MAX_ACCOUNT_LABELS)
         self._reasons = BoundedLabel(MAX_REASON_LABELS)
         self._sources: list[FallbackSource] = []
@@ -191,6 +192,12 @@ class Metrics:
                 self.ttfb.labels(route, model, provider),
             )
             self._request_children[key] = found
+        return found
+
+    def _cost(self, account: str) -> Counter:
+        found = self._cost_children.get(account)
+        if found is None:
+            found = self._cost_children[account] = self.cost.labels(account)
         return found
 
     def _tokens(self, account: str, model: str) -> tuple[Counter, Counter]:
@@ -223,7 +230,7 @@ class Metrics:
                 served, usage.input_tokens, usage.output_tokens, usage.cached_tokens
             )
             if micros:
-                self.cost.labels(account).inc(micros / 1_000_000)
+                self._cost(account).inc(micros / 1_000_000)
         if len(ctx.attempts) > 1:
             for tried, status in ctx.attempts:
                 self.fallback_attempts.labels(tried, str(status or NONE)).inc()
@@ -275,4 +282,3 @@ class Metrics:
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
-

@@ -73,9 +73,15 @@ class ScopeAccess:
         return not _matches(self.deny_models, names)
 
 
+# A scope that sets no list (most of them): one shared value, compared by identity first.
+OPEN_SCOPE = ScopeAccess()
+
+
 def scope_access(values: Mapping[str, Any]) -> ScopeAccess:
     """A scope's lists from its merged table (a plan's values with overrides on top)."""
     allow, deny, endpoints = (values.get(f) for f in ACCESS_FIELDS)
+    if allow is None and not deny and endpoints is None:
+        return OPEN_SCOPE
     return ScopeAccess(
         models=tuple(allow) if allow is not None else None,
         deny_models=tuple(deny or ()),
@@ -92,7 +98,7 @@ class Access:
     @property
     def unrestricted(self) -> bool:
         """True when no scope sets any list."""
-        return all(s == ScopeAccess() for s in self.scopes)
+        return all(s is OPEN_SCOPE or s == OPEN_SCOPE for s in self.scopes)
 
     def allows_model(self, model: Model) -> bool:
         """Whether every scope allows the model."""
