@@ -290,9 +290,7 @@ class Balancer:
         if self._invalidation is not None:
             await self._quietly(self._invalidation.publish(TOPIC + model))
 
-    def _blamed(
-        self, model: str, name: str, fault: str, account: str | None, now: float
-    ) -> bool:
+    def _blamed(self, model: str, name: str, fault: str, account: str | None, now: float) -> bool:
         """Whether the failure is the deployment's, to be cooled for everyone; a 5xx or a
         timeout is remembered as a suspect until another account's call fails there too."""
         if fault not in ATTRIBUTABLE:

@@ -281,9 +281,7 @@ def describe(field: str) -> tuple[str, str]:
     return DESCRIPTIONS.get(field, (field.replace("_", " "), field))
 
 
-def estimate_values(
-    account: Mapping[str, Any], key: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def estimate_values(account: Mapping[str, Any], key: Mapping[str, Any] | None) -> dict[str, Any]:
     """The estimation settings of a call: the account's, which a key may only make stricter
     (a larger default output cap, fewer bytes per token), never looser. One estimate holds in
     every scope, so a key's own setting must not shrink what the account scope reserves."""

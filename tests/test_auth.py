@@ -85,9 +85,7 @@ async def test_a_key_in_the_url_only_on_gemini_routes_and_only_an_invoke_key(gat
         f"{gateway.url}{GEMINI_CALL}", json=GEMINI_BODY, params={"key": tenant.key}
     ) as resp:
         assert resp.status == 200, await resp.text()
-    async with gateway.http.get(
-        f"{gateway.url}/v1beta/models", params={"key": tenant.key}
-    ) as resp:
+    async with gateway.http.get(f"{gateway.url}/v1beta/models", params={"key": tenant.key}) as resp:
         assert resp.status == 200, await resp.text()
     status, body, _ = await call(gateway, {}, params={"key": tenant.key})
     assert status == 401, body
@@ -240,6 +238,7 @@ async def test_revocation_reaches_another_replica(redis_server, fake) -> None:
     finally:
         await stop_live(one)
         await stop_live(two)
+
 
 class KeyChecks:
     """Every HMAC and constant-time compare the process makes while it is installed: the

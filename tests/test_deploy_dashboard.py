@@ -50,11 +50,18 @@ def test_dashboard_queries_use_exported_series_and_labels() -> None:
                         assert label in series[name], f"{name} has no label {label}"
     # Every family the issue lists has a panel.
     for family in (
-        "edge_requests_total", "edge_request_duration_seconds_bucket",
-        "edge_time_to_first_byte_seconds_bucket", "edge_tokens_total",
-        "edge_quota_denials_total", "edge_upstream_errors_total", "edge_open_streams",
-        "edge_store_fallbacks_total", "edge_refusals_total", "edge_fallback_attempts_total",
-        "edge_cost_usd_total", "edge_budget_used_ratio",
+        "edge_requests_total",
+        "edge_request_duration_seconds_bucket",
+        "edge_time_to_first_byte_seconds_bucket",
+        "edge_tokens_total",
+        "edge_quota_denials_total",
+        "edge_upstream_errors_total",
+        "edge_open_streams",
+        "edge_store_fallbacks_total",
+        "edge_refusals_total",
+        "edge_fallback_attempts_total",
+        "edge_cost_usd_total",
+        "edge_budget_used_ratio",
     ):
         assert family in used, family
     variables = {v["name"] for v in dash["templating"]["list"]}

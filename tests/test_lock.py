@@ -85,9 +85,7 @@ def test_the_environment_holds_exactly_the_locked_versions() -> None:
             found.add(f"{re.sub(r'[-_.]+', '-', name.lower())}=={version}")
         return found
 
-    locked = pins(
-        ["export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", "-q"]
-    )
+    locked = pins(["export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", "-q"])
     installed = pins(["pip", "freeze", "--exclude-editable", "--python", sys.executable])
     # make test installs the run and test extras; the bench extra adds only what bench uses.
     assert installed <= locked, sorted(installed - locked)

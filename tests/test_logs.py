@@ -20,8 +20,19 @@ from tests.support.gateway import (
 
 PROMPT = "my-very-private-prompt-text"
 REQUEST_FIELDS = {
-    "request_id", "account", "key_id", "branch", "model", "provider", "status",
-    "input_tokens", "output_tokens", "latency_ms", "ttfb_ms", "route", "method",
+    "request_id",
+    "account",
+    "key_id",
+    "branch",
+    "model",
+    "provider",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "ttfb_ms",
+    "route",
+    "method",
 }
 CHUNKS = [
     b'data: {"id":"c","object":"chat.completion.chunk",'
@@ -43,8 +54,11 @@ async def run_load(proc: GatewayProcess, fake: FakeUpstream) -> str:
         fake.push(Scenario(frames=CHUNKS))
         async with http.post(
             f"{proc.url}/v1/chat/completions",
-            json={"model": "gpt-5-4", "stream": True,
-                  "messages": [{"role": "user", "content": PROMPT}]},
+            json={
+                "model": "gpt-5-4",
+                "stream": True,
+                "messages": [{"role": "user", "content": PROMPT}],
+            },
             headers={"Authorization": f"Bearer {tenant.key}", "x-request-id": "req-log-test-1"},
         ) as resp:
             assert resp.status == 200

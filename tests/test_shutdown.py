@@ -197,7 +197,10 @@ def test_unreachable_redis_fails_fast_with_a_message(tmp_path) -> None:
     # The timeout bounds the test's own run time: a gateway retrying for ever would meet it.
     run = subprocess.run(
         [*_edge(), "serve", "--port", str(gw.port)],
-        env=gw.env, capture_output=True, text=True, timeout=30,
+        env=gw.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 3
     print(f"exited 3 after {took.elapsed():.1f} s (startup timeout 1 s)")
@@ -219,7 +222,10 @@ def test_bad_configuration_fails_fast(extra: dict[str, str], message: str, tmp_p
     gw = GatewayProcess(env)
     run = subprocess.run(
         [*_edge(), "serve", "--port", str(gw.port)],
-        env=gw.env, capture_output=True, text=True, timeout=30,
+        env=gw.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 2
     assert message in run.stderr
@@ -233,7 +239,10 @@ def test_bad_toml_names_the_file(tmp_path) -> None:
     gw = GatewayProcess(env)
     run = subprocess.run(
         [*_edge(), "serve", "--port", str(gw.port)],
-        env=gw.env, capture_output=True, text=True, timeout=30,
+        env=gw.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 2
     assert str(bad) in run.stderr and "invalid TOML" in run.stderr

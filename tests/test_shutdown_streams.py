@@ -86,9 +86,10 @@ async def test_open_stream_at_the_deadline_gets_its_apis_terminal_event(
         assert live.http is not None and live.app is not None
         tenant = await live.tenant()
         fake.push(Scenario(frames=[CHUNK], endless=True, endless_frame=CHUNK, delay_chunks=0.02))
-        async with asyncio.timeout(10), live.http.post(
-            f"{live.url}{path}", json=body, headers=headers(tenant.key)
-        ) as resp:
+        async with (
+            asyncio.timeout(10),
+            live.http.post(f"{live.url}{path}", json=body, headers=headers(tenant.key)) as resp,
+        ):
             assert resp.status == 200, await resp.text()
             first = await resp.content.readany()
             assert live.app[LIFECYCLE].inflight.streams()

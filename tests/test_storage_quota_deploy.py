@@ -51,9 +51,7 @@ def _render(name: str) -> list[dict[str, Any]]:
 
 
 def _redis(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "edge-redis"
-    ]
+    return [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "edge-redis"]
 
 
 @pytest.mark.parametrize("overlay", sorted(set(OVERLAYS) - set(EXTERNAL)))

@@ -97,7 +97,10 @@ def test_workers_fail_together(redis_server: RedisServer) -> None:
     gw = GatewayProcess(env)
     run = subprocess.run(
         [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
-        env=gw.env, capture_output=True, text=True, timeout=30,
+        env=gw.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 3, run.stderr[-2000:]
     assert "did not answer" in run.stderr
@@ -107,7 +110,10 @@ def test_workers_need_a_shared_store() -> None:
     gw = GatewayProcess(gateway_env("memory://", None))
     run = subprocess.run(
         [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
-        env=gw.env, capture_output=True, text=True, timeout=30,
+        env=gw.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 2 and "--workers needs a shared store" in run.stderr
 
@@ -149,7 +155,9 @@ def test_a_stop_while_workers_start_is_clean(redis_server: RedisServer) -> None:
     with gw.log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "serve", "--port", str(gw.port), "--workers", "2"],
-            env=gw.env, stdout=out, stderr=subprocess.STDOUT,
+            env=gw.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = Deadline(20)
     while '"workers started"' not in gw.log.read_text():

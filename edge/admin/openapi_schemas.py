@@ -197,7 +197,11 @@ SCHEMAS: dict[str, Any] = {
             **{
                 name: INT
                 for name in (
-                    "requests", "input_tokens", "output_tokens", "cached_tokens", "cost_micros"
+                    "requests",
+                    "input_tokens",
+                    "output_tokens",
+                    "cached_tokens",
+                    "cost_micros",
                 )
             },
             "cost_usd": NUM,

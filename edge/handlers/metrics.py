@@ -30,7 +30,9 @@ async def metrics(request: web.Request) -> web.Response:
     token = gateway[SETTINGS].metrics_token
     if token is not None and not _authorized(request, token):
         raise GatewayError(
-            401, "Invalid metrics credentials", code="invalid_api_key",
+            401,
+            "Invalid metrics credentials",
+            code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
     registry = gateway[METRICS]

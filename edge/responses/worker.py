@@ -274,7 +274,6 @@ class Worker:
                 return
 
 
-
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: this process's worker, from start-up to shutdown (after the HTTP pool)."""
     worker = Worker(app)

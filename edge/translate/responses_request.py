@@ -236,8 +236,7 @@ def to_neutral_request(
         model=model,
         items=neutral_items,
         tools=[
-            n.ToolSpec(t["name"], t["description"], t["parameters"], t["strict"])
-            for t in functions
+            n.ToolSpec(t["name"], t["description"], t["parameters"], t["strict"]) for t in functions
         ],
         hosted_tools=[n.HostedTool(type=t["type"], config=t) for t in hosted],
         tool_choice=_neutral_choice(params.tool_choice),

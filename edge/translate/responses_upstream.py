@@ -252,6 +252,7 @@ class _StreamState:
             raise _failure(data)
         return []
 
+
 # The member each converted event cannot do without: an event cut short before it (a text
 # delta cut inside its string) would silently shorten the answer.
 _NEEDED: dict[str, str] = {
