@@ -8,6 +8,7 @@ import signal
 
 import aiohttp
 
+from edge.server import GC_THRESHOLDS
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import (
     ADMIN_TOKEN,
@@ -84,6 +85,8 @@ async def test_request_line_has_the_fields_and_no_secret(fake: FakeUpstream) -> 
     # Start-up's objects are frozen out of the collector's full passes.
     listening = next(r for r in records if r["msg"] == "listening")
     assert listening["gc_frozen"] > 10_000, listening
+    # Young collections far apart: each would walk every in-flight request's objects.
+    assert listening["gc_thresholds"] == list(GC_THRESHOLDS)
     line = next(r for r in records if r.get("request_id") == "req-log-test-1")
     assert set(line) >= REQUEST_FIELDS
     assert line["status"] == 200 and line["model"] == "gpt-5-4" and line["provider"] == "openai"
