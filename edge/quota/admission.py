@@ -20,6 +20,7 @@ from edge.quota.outage import Outage
 from edge.quota.priors import Priors
 from edge.quota.reservation import Reservation
 from edge.quota.settlement import Settlement
+from edge.quota.unrecorded import Unrecorded
 from edge.store import Store, StoreTimeout, StoreUnavailable
 from edge.store.quota import QuotaStore, ReserveResult
 from edge.store.records import Account, KeyRecord
@@ -66,6 +67,7 @@ class Admitter:
         self._lease = lease  # how long an unsettled reservation holds (a crashed replica's)
         self._timeout = timeout
         self._leases = leases  # slices of hot request-rate windows (a shared store only)
+        self._unrecorded = Unrecorded(self._bookkeep, backlog)
 
     async def admit(
         self,
@@ -125,10 +127,11 @@ class Admitter:
         rest = Demand(demand.estimate, [], demand.counters, demand.slots)
         rates = [c.state(w.remaining, w.reset) for c, w in zip(demand.rates, windows, strict=True)]
         if not rest.counters and all(s.slot.limit is None for s in rest.slots):
-            # The marker and the in-flight sets are written off the call path: with no limit
-            # among them nothing can refuse, and a settlement that gets there first leaves the
-            # marker that makes this write count nothing.
-            self._backlog.run(self._bookkeep(rest, reservation))
+            # The marker and the in-flight sets are written off the call path, and only if the
+            # call is still running a moment later: with no limit among them nothing can
+            # refuse, and a settlement that gets there first leaves the marker that makes a
+            # late write count nothing.
+            self._unrecorded.add(rest, reservation)
             return Admission(rates, reservation)
         try:
             admission = await self._shared(rest, reservation, now)
@@ -137,6 +140,14 @@ class Admitter:
             raise
         admission.states += rates
         return admission
+
+    def ended(self, reservation: Reservation) -> None:
+        """A call is being settled: a leased call not recorded yet never will be."""
+        self._unrecorded.ended(reservation)
+
+    def close(self) -> None:
+        """Record the leased calls still running (at shutdown)."""
+        self._unrecorded.close()
 
     async def _bookkeep(self, demand: Demand, reservation: Reservation) -> None:
         """Record an admitted call's reservation (marker and in-flight sets) in the store."""

@@ -134,6 +134,7 @@ class QuotaService:
     async def settle_reservation(self, reservation: Reservation, usage: Usage | None) -> None:
         """Charge the real usage (refunding the rest of the reservation) and record it; then
         whatever watches settled calls (budget alerts) sees it."""
+        self._admitter.ended(reservation)
         await self._settlement.settle(reservation, usage)
         for watcher in self._after_settle:
             try:
@@ -152,7 +153,9 @@ class QuotaService:
             self._backlog.run(self.settle(ctx))
 
     async def close(self) -> None:
-        """Give back this replica's request-rate leases (at shutdown, before `wait_settled`)."""
+        """Give back this replica's request-rate leases and record the leased calls still
+        running (at shutdown, before `wait_settled`)."""
+        self._admitter.close()
         if self._leases is not None:
             await self._leases.close()
 
