@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from edge.appkeys import SETTINGS
 from edge.context import ctx_of
@@ -30,6 +30,21 @@ BODY_TIMEOUT = GatewayError(
 )
 
 
+async def _read_into(
+    chunks: list[bytes], content: StreamReader, inflater: Inflater | None, limit: int
+) -> None:
+    """Read the body's (inflated) chunks into `chunks`; TooLarge past `limit` bytes."""
+    size = 0
+    async for chunk in content.iter_any():
+        data = inflater.feed(chunk) if inflater is not None else chunk
+        size += len(data)
+        if size > limit:
+            raise TooLarge
+        chunks.append(data)
+    if inflater is not None:
+        inflater.finish()
+
+
 async def read_body(request: web.Request) -> bytes:
     """The whole (inflated) body, refused with 413 as soon as it passes the limit (inflated
     bytes counted, `edge.inflate`), and with 408 when it takes longer than the body deadline."""
@@ -42,17 +57,14 @@ async def read_body(request: web.Request) -> bytes:
             raise unsupported(encoding)
         inflater = Inflater(encoding, limit)
     chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(settings.guards.body_timeout):
-            async for chunk in request.content.iter_any():
-                data = inflater.feed(chunk) if inflater is not None else chunk
-                size += len(data)
-                if size > limit:
-                    raise TooLarge
-                chunks.append(data)
-            if inflater is not None:
-                inflater.finish()
+        if request.content.is_eof():
+            # All of it has arrived (a small body comes with its headers): reading it cannot
+            # wait, so it needs no deadline (a timer armed and cancelled per request).
+            await _read_into(chunks, request.content, inflater, limit)
+        else:
+            async with asyncio.timeout(settings.guards.body_timeout):
+                await _read_into(chunks, request.content, inflater, limit)
     except TooLarge:
         chunks.clear()  # the error's traceback keeps this frame alive for a while
         raise TOO_LARGE from None
