@@ -2,10 +2,11 @@
 
 Before the upstream call, one atomic reservation checks every limit of the call and counts it
 in all of them or none (`admission.py`): one Redis round trip, whose answer also carries what
-the RateLimit headers report. After the call, one settle charges the real usage and records it
-(`settlement.py`): one more round trip. While Redis is unreachable, the same decisions are
-taken in process on this replica's share of each limit (`outage.py`); settlements run in tasks
-of their own (`backlog.py`), so no answer waits for them.
+the RateLimit headers report, or none for a call whose hot request-rate windows this replica
+has leased (`leases.py`, `unrecorded.py`). After the call, one settle charges the real usage
+and records it (`settlement.py`): one more round trip. While Redis is unreachable, the same
+decisions are taken in process on this replica's share of each limit (`outage.py`); settlements
+run in tasks of their own (`backlog.py`), so no answer waits for them.
 """
 
 from __future__ import annotations
