@@ -19,7 +19,7 @@ from edge.quota.unrecorded import RECORD_AFTER, Unrecorded
 from policies.quota_estimate import Estimate
 from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
-from tests.support.gateway import Live, gateway_env, settings_for, start_live, stop_live
+from tests.support.gateway import Live, Tenant, gateway_env, settings_for, start_live, stop_live
 from tests.support.redis_server import RedisServer
 from tests.test_quota_support import chat, chat_body
 
@@ -46,15 +46,22 @@ async def _settled(live: Live, key_id: str, requests: int) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_short_leased_calls_cost_the_store_their_settlement_only(
-    live: Live, redis_server: RedisServer
-) -> None:
+async def _hot_tenant(live: Live) -> Tenant:
+    """A key whose request-rate window this replica has seen called often enough to lease."""
     tenant = await live.tenant(quota={"requests_per_minute": RPM})
     assert live.http is not None
     for _ in range(WARM):
         status, _, body = await chat(live.http, live.url, tenant.key, chat_body())
         assert status == 200, body
     await _settled(live, tenant.key_id, WARM)
+    return tenant
+
+
+async def test_short_leased_calls_cost_the_store_their_settlement_only(
+    live: Live, redis_server: RedisServer
+) -> None:
+    tenant = await _hot_tenant(live)
+    assert live.http is not None
     r = aioredis.from_url(redis_server.url)
     try:
         await r.config_resetstat()
@@ -77,12 +84,8 @@ async def test_short_leased_calls_cost_the_store_their_settlement_only(
 async def test_a_leased_call_still_running_is_recorded_and_shown_in_flight(
     live: Live, fake: FakeUpstream
 ) -> None:
-    tenant = await live.tenant(quota={"requests_per_minute": RPM})
+    tenant = await _hot_tenant(live)
     assert live.http is not None
-    for _ in range(WARM):
-        status, _, body = await chat(live.http, live.url, tenant.key, chat_body())
-        assert status == 200, body
-    await _settled(live, tenant.key_id, WARM)
     fake.push(Scenario(endless=True, delay_chunks=0.01))
     async with aiohttp.ClientSession() as http:
         resp = await http.post(
