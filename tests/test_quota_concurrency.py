@@ -10,20 +10,9 @@ import aiohttp
 from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import Live
-from tests.test_quota_support import chat, chat_body
+from tests.test_quota_support import chat, chat_body, open_stream
 
 LIMIT = 5
-
-
-async def _open_stream(http: aiohttp.ClientSession, url: str, key: str) -> aiohttp.ClientResponse:
-    resp = await http.post(
-        f"{url}/v1/chat/completions",
-        json=chat_body(stream=True, model="gpt-5-4-nano"),
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert resp.status == 200, await resp.text()
-    await resp.content.readany()  # the stream is flowing
-    return resp
 
 
 async def test_sixth_stream_refused_then_admitted_when_one_ends(
@@ -33,7 +22,7 @@ async def test_sixth_stream_refused_then_admitted_when_one_ends(
     fake.push(*(Scenario(endless=True, delay_chunks=0.01) for _ in range(LIMIT + 1)))
     assert gateway.http is not None
     async with aiohttp.ClientSession() as http:
-        streams = [await _open_stream(http, gateway.url, tenant.key) for _ in range(LIMIT)]
+        streams = [await open_stream(http, gateway.url, tenant.key) for _ in range(LIMIT)]
         status, headers, body = await chat(
             gateway.http, gateway.url, tenant.key, chat_body(stream=True, model="gpt-5-4-nano")
         )

@@ -28,3 +28,15 @@ async def chat(
         headers={"Authorization": f"Bearer {key}"},
     ) as resp:
         return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+async def open_stream(http: aiohttp.ClientSession, url: str, key: str) -> aiohttp.ClientResponse:
+    """Start a streamed Chat call to the fake upstream's model and wait for its first bytes."""
+    resp = await http.post(
+        f"{url}/v1/chat/completions",
+        json=chat_body(stream=True, model="gpt-5-4-nano"),
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.status == 200, await resp.text()
+    await resp.content.readany()  # the stream is flowing
+    return resp

@@ -21,7 +21,7 @@ from tests.support.clock import Deadline
 from tests.support.fake_upstream import FakeUpstream, Scenario
 from tests.support.gateway import Live, Tenant, gateway_env, settings_for, start_live, stop_live
 from tests.support.redis_server import RedisServer
-from tests.test_quota_support import chat, chat_body
+from tests.test_quota_support import chat, chat_body, open_stream
 
 RPM = 100_000  # large enough to be leased (policies/leases.py)
 WARM = 30  # calls that make the window hot, so that a slice is held
@@ -88,13 +88,7 @@ async def test_a_leased_call_still_running_is_recorded_and_shown_in_flight(
     assert live.http is not None
     fake.push(Scenario(endless=True, delay_chunks=0.01))
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            f"{live.url}/v1/chat/completions",
-            json=chat_body(stream=True, model="gpt-5-4-nano"),
-            headers={"Authorization": f"Bearer {tenant.key}"},
-        )
-        assert resp.status == 200, await resp.text()
-        await resp.content.readany()  # the stream is flowing
+        resp = await open_stream(http, live.url, tenant.key)
         deadline = Deadline(RECORD_AFTER + 10)
         while (await live.admin("GET", f"/keys/{tenant.key_id}/usage"))[1]["in_flight"] != 1:
             deadline.check("a call running past RECORD_AFTER was never shown in flight")
