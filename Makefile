@@ -21,7 +21,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python $(PYTHON) --extra uvloop --extra otel --extra bedrock \
         --extra vertex
 
-.PHONY: run test lint typecheck unit bench bench-peers bench-scaling soak system-deps clean \
+.PHONY: run test lint typecheck unit bench bench-peers bench-scaling bench-paired soak system-deps clean \
         lock lock-check \
         install install-test install-bench
 
@@ -89,6 +89,11 @@ bench-peers: install-bench system-deps
 # tests/bench/results/, and every curve drawn as one chart, tests/bench/results/scaling.png.
 bench-scaling: install-bench system-deps
 	$(BIN)/python -m tests.bench.scaling
+
+# The gateway at BASE and the working tree serving at once, measured in alternating rounds:
+# a change's cost without the drift between two runs minutes apart.
+bench-paired: install-bench system-deps
+	$(BIN)/python -m tests.bench.paired $(BASE)
 
 soak: install-test system-deps
 	$(BIN)/pytest -q -rP -m soak tests/soak  # -rP: each run prints its figures

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,16 +172,20 @@ class GatewayProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        deadline = Deadline(timeout)
-        import urllib.request
+        self.wait_healthy(timeout)
+        return self
 
+    def wait_healthy(self, timeout: float) -> None:
+        """Wait for /healthz to answer 200; raise if the process exits or time runs out."""
+        assert self.proc is not None
+        deadline = Deadline(timeout)
         while not deadline.passed():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=0.5) as resp:
                     if resp.status == 200:
-                        return self
+                        return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("gateway did not start in time")
