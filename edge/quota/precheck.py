@@ -9,21 +9,21 @@ from __future__ import annotations
 import time
 
 from edge.context import RequestContext
+from edge.limits_parse import LARGE_BODY
 from edge.quota.decision import refusal
 from edge.quota.service import QuotaService
 from edge.store import StoreUnavailable
 from edge.store.quota import ReserveResult
 from policies.quota_estimate import Estimate
 
-# Below this many bytes reading the body costs less than a store round trip to spare it.
-LARGE_BODY = 1 << 20
 NOTHING = Estimate(0, 0, 0)
 
 
 async def precheck(quota: QuotaService, ctx: RequestContext, body_size: int | None) -> None:
     """Refuse a blocked caller, and a large or unsized body whose limits are already full."""
     account, key = await quota.caller(ctx)
-    if (body_size is not None and body_size < LARGE_BODY) or not quota.store_trusted:
+    # A body that takes no parse slot costs less to read than a store round trip to spare it.
+    if (body_size is not None and body_size <= LARGE_BODY) or not quota.store_trusted:
         return
     plan = quota.plan(account, key)
     limited_slots = [s for s in plan.slots if s.slot.limit is not None]
