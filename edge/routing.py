@@ -11,6 +11,8 @@ from policies.deployments import Deployment
 
 UNKNOWN_MODEL = "unknown model"
 WRONG_ENDPOINT = "model is not available on this endpoint"
+# JSON's names for what a parsed body can hold, as the providers' own type errors name them.
+JSON_KINDS = {bool: "a boolean", int: "an integer", float: "a number", list: "an array"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,16 @@ def unknown_model(catalog: Catalog, name: str) -> GatewayError:
 
 def resolve_route(catalog: Catalog, name: object, endpoint: Endpoint) -> Route:
     """Resolve a model name for a client API; 400 for unknown or misplaced models."""
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         raise GatewayError(400, "model is required", param="model", code="missing_parameter")
+    if not isinstance(name, str):
+        kind = JSON_KINDS.get(type(name), "an object")
+        raise GatewayError(
+            400,
+            f"Invalid type for 'model': expected a string, but got {kind} instead.",
+            param="model",
+            code="invalid_type",
+        )
     model = catalog.resolve(name)
     if model is None:
         raise unknown_model(catalog, name)

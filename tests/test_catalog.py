@@ -53,6 +53,24 @@ def test_unknown_model() -> None:
     assert "'gpt-5-4'" in message and "GET /v1/models" in message
 
 
+@pytest.mark.parametrize(
+    ("name", "code", "message"),
+    [
+        (None, "missing_parameter", "model is required"),
+        ("", "missing_parameter", "model is required"),
+        (123, "invalid_type", "Invalid type for 'model': expected a string, but got an integer"),
+        (True, "invalid_type", "Invalid type for 'model': expected a string, but got a boolean"),
+        (["gpt-5-4"], "invalid_type", "Invalid type for 'model': expected a string, but got an"),
+        ({"id": "x"}, "invalid_type", "Invalid type for 'model': expected a string, but got an"),
+    ],
+)
+def test_missing_or_mistyped_model_is_named(name: object, code: str, message: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        resolve_route(catalog(), name, "chat")
+    assert (info.value.status, info.value.code, info.value.param) == (400, code, "model")
+    assert info.value.message.startswith(message)
+
+
 def test_unconfigured_provider_is_a_clear_error() -> None:
     with pytest.raises(GatewayError) as info:
         resolve_route(catalog(env={}), "claude-sonnet-4-6", "chat")
