@@ -130,6 +130,19 @@ async def test_an_id_with_a_trailing_newline_or_space_is_refused(live: Live, suf
     assert status == 200 and not [a for a in listed["data"] if a["id"].startswith("acct-nl")]
 
 
+@pytest.mark.parametrize("length", [64, 65, 5000])
+async def test_an_id_past_63_characters_is_refused_naming_the_limit(
+    live: Live, length: int
+) -> None:
+    status, body = await live.admin("POST", "/accounts", {"id": "a" * length})
+    assert status == 400, body
+    assert body["error"]["param"] == "id"
+    # One limit, whichever check sees it first (the field's length or the id pattern).
+    assert "63" in body["error"]["message"] and "64" not in body["error"]["message"], body
+    status, body = await live.admin("POST", "/accounts", {"id": "a" * 63})
+    assert status in (201, 409), body
+
+
 def test_id_patterns_match_whole_strings() -> None:
     assert valid_branch_id("br-main") and valid_branch_id("a" * 63)
     for bad in ("br-main\n", "\nbr-main", "br main", "a" * 64, "", "-br"):

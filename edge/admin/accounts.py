@@ -21,7 +21,8 @@ from edge.store.base import AlreadyExists
 from edge.store.records import Account, Branch
 from policies.branches import valid_branch_id
 
-ID = Field((str,), required=True, max_length=64)
+# Ids are at most 63 characters (policies.branches.BRANCH_ID_RE): the same limit in both checks.
+ID = Field((str,), required=True, max_length=63)
 
 
 async def load_account(request: web.Request, account_id: str) -> Account:

@@ -71,7 +71,8 @@ def check(payload: Any, spec: dict[str, Field]) -> dict[str, Any]:
             and rule.max_length is not None
             and len(value) > rule.max_length
         ):
-            raise field_error(name, f"longer than {rule.max_length}")
+            unit = "characters" if isinstance(value, str) else "items"
+            raise field_error(name, f"longer than {rule.max_length} {unit}")
     return payload
 
 
