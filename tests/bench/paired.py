@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import statistics
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,28 +29,6 @@ from tests.support.gateway import GatewayProcess, gateway_env
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class TreeGateway(GatewayProcess):
-    """`edge serve` from another checkout: its folder is the process's first import path."""
-
-    def __init__(self, env: dict[str, str], tree: Path, log: Path) -> None:
-        super().__init__(env)
-        self.tree = tree
-        self.log = log
-
-    def start(self, timeout: float = 20.0) -> TreeGateway:
-        """Start from `tree` (`python -m` puts the working folder first on sys.path)."""
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edge", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.tree,
-            )
-        self.wait_healthy(timeout)
-        return self
 
 
 @dataclass(slots=True)
@@ -129,7 +106,9 @@ async def run(base: str, rounds: int, seconds: float) -> list[Figures]:
                 redis.start()
                 servers.append(redis)
                 env = gateway_env(redis.url, upstream.url, EDGE_LOG_LEVEL="INFO")
-                gw = Gateway(TreeGateway(env, tree, log_dir / f"{len(servers)}.log").start())
+                process = GatewayProcess(env)
+                process.cwd, process.log = tree, log_dir / f"{len(servers)}.log"
+                gw = Gateway(process.start())
                 gateways.append(gw)
                 await provision(gw)
                 targets.append(gateway_target(gw, label))

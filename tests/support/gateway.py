@@ -157,6 +157,9 @@ class GatewayProcess:
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(f"/tmp/edge-test-gw-{self.port}.log")
+        # The folder it runs in: `python -m` imports `edge` from there first (another checkout's,
+        # for `make bench-paired`); None runs it where the caller runs.
+        self.cwd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -171,13 +174,8 @@ class GatewayProcess:
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=self.cwd,
         )
-        self.wait_healthy(timeout)
-        return self
-
-    def wait_healthy(self, timeout: float) -> None:
-        """Wait for /healthz to answer 200; raise if the process exits or time runs out."""
-        assert self.proc is not None
         deadline = Deadline(timeout)
         while not deadline.passed():
             if self.proc.poll() is not None:
@@ -185,7 +183,7 @@ class GatewayProcess:
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=0.5) as resp:
                     if resp.status == 200:
-                        return
+                        return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("gateway did not start in time")
